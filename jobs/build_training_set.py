@@ -1,0 +1,226 @@
+"""Build the training set: split, per-target histories, sampled negatives, user histories.
+
+Evaluation mode (`--holdout-fraction F`) splits each user's interactions chronologically as
+`../shared/EVALUATION.md` says; nightly mode (no holdout)
+trains on every interaction before `ds`. Either way only interactions strictly before the start
+of `ds` (UTC) are used, so a backfill for an old date sees only what existed then.
+
+    spark-submit jobs/build_training_set.py --lake L --ds D [--holdout-fraction 0.2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from jobs.args import add_common_args, fraction, positive_int, setup_logging
+from jobs.lake import read_partition, require_rows, write_partition
+from jobs.tables import (FEATURES_EXAMPLES, FEATURES_TEST, FEATURES_TRAIN, FEATURES_USER_HISTORY,
+                         RAW_INTERACTIONS, RAW_ITEMS)
+
+log = logging.getLogger(__name__)
+
+MIN_INTERACTIONS_TO_EVALUATE = 5
+
+
+@dataclass(frozen=True)
+class ExampleSpec:
+    history_length: int = 20
+    negatives: int = 4
+    valid_fraction: float = 0.1
+    seed: int = 13
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure transformations
+
+
+def before_run_date(interactions: DataFrame, ds: str) -> DataFrame:
+    start = dt.datetime.combine(dt.date.fromisoformat(ds), dt.time())
+    return interactions.where(F.col("event_ts") < F.lit(start))
+
+
+def tail_split(interactions: DataFrame, holdout_fraction: float,
+               min_interactions: int = MIN_INTERACTIONS_TO_EVALUATE) -> DataFrame:
+    """Add `is_tail`: per user, sorted by (event_ts, item_id), the last max(1, floor(f * n))
+    interactions, for users with at least `min_interactions`; everything else is head."""
+    by_user = Window.partitionBy("user_id")
+    in_order = by_user.orderBy("event_ts", "item_id")
+    n = F.count(F.lit(1)).over(by_user)
+    tail_size = F.greatest(F.lit(1), F.floor(n * F.lit(holdout_fraction)))
+    return interactions.withColumn(
+        "is_tail", (n >= min_interactions) & (F.row_number().over(in_order) > n - tail_size))
+
+
+def split_train_test(interactions: DataFrame, holdout_fraction: float | None
+                     ) -> tuple[DataFrame, DataFrame]:
+    if holdout_fraction is None:
+        return interactions, interactions.limit(0)
+    marked = tail_split(interactions, holdout_fraction)
+    return (marked.where(~F.col("is_tail")).drop("is_tail"),
+            marked.where(F.col("is_tail")).drop("is_tail"))
+
+
+def user_histories(train: DataFrame, items: DataFrame, history_length: int) -> DataFrame:
+    recent_first = F.sort_array(
+        F.collect_list(F.struct("event_ts", "item_id", "text")), asc=False)
+    return (train.join(items.select("item_id", "text"), "item_id")
+            .groupBy("user_id")
+            .agg(F.slice(recent_first, 1, history_length).alias("recent"),
+                 F.count(F.lit(1)).alias("num_train_interactions"))
+            .select("user_id",
+                    F.transform("recent", lambda r: r["item_id"]).alias("history_item_ids"),
+                    F.transform("recent", lambda r: r["text"]).alias("history_texts"),
+                    "num_train_interactions"))
+
+
+def sample_user_examples(user_id: int, item_ids: np.ndarray, seconds: np.ndarray,
+                         popular_ids: np.ndarray, popular_cdf: np.ndarray,
+                         spec: ExampleSpec) -> pd.DataFrame:
+    """Examples for one user's train interactions, already sorted by (time, item).
+
+    A target's history is every item strictly earlier than it (ties in time are not history,
+    they are the same moment), most recent first, cut to `history_length`. Negatives are drawn
+    by popularity, never one of the user's train positives, without repeats within a group.
+    The generator is seeded by (seed, user) so the output does not depend on partitioning.
+    """
+    rng = np.random.default_rng([spec.seed, int(user_id)])
+    n = len(item_ids)
+    positives = set(item_ids.tolist())
+    first_at_same_time = np.searchsorted(seconds, seconds, side="left")
+    n_valid = max(1, int(np.floor(spec.valid_fraction * n))) if n >= MIN_INTERACTIONS_TO_EVALUATE else 0
+    rows = []
+    for position in range(n):
+        end = first_at_same_time[position]
+        if end == 0:
+            continue
+        history = item_ids[max(0, end - spec.history_length):end][::-1]
+        split = "valid" if position >= n - n_valid else "train"
+        rows.append((position, item_ids[position], 1, seconds[position], split, history))
+        negatives: list[int] = []
+        chosen = set()
+        while len(negatives) < spec.negatives and len(positives) < len(popular_ids):
+            draws = popular_ids[np.searchsorted(popular_cdf, rng.random(spec.negatives * 2),
+                                                side="right")]
+            for item in draws.tolist():
+                if item not in positives and item not in chosen and len(negatives) < spec.negatives:
+                    chosen.add(item)
+                    negatives.append(item)
+        rows += [(position, item, 0, seconds[position], split, history) for item in negatives]
+    return pd.DataFrame(rows, columns=["position", "item_id", "label", "target_seconds", "split",
+                                       "history_item_ids"])
+
+
+EXAMPLE_IDS_SCHEMA = ("user_id long, position long, item_id long, label int, target_seconds long, "
+                      "split string, history_item_ids array<long>")
+
+
+def training_examples(train: DataFrame, items: DataFrame, spec: ExampleSpec) -> DataFrame:
+    popularity = (train.groupBy("item_id").count().orderBy("item_id").toPandas())
+    popular_ids = popularity["item_id"].to_numpy(np.int64)
+    cdf = np.cumsum(popularity["count"].to_numpy(np.float64))
+    popular_cdf = cdf / cdf[-1]
+    popular_cdf[-1] = np.nextafter(1.0, 0.0)  # keeps searchsorted inside the array for u < 1
+
+    def per_user(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.sort_values(["seconds", "item_id"], kind="stable")
+        user_id = int(frame["user_id"].iat[0])
+        out = sample_user_examples(user_id, frame["item_id"].to_numpy(np.int64),
+                                   frame["seconds"].to_numpy(np.int64), popular_ids,
+                                   popular_cdf, spec)
+        out.insert(0, "user_id", user_id)
+        return out
+
+    ids = (train.select("user_id", "item_id", F.unix_seconds("event_ts").alias("seconds"))
+           .groupBy("user_id").applyInPandas(per_user, EXAMPLE_IDS_SCHEMA))
+    texts = items.select("item_id", "text")
+    # Texts are joined in Spark rather than shipped to the Python workers: the catalogue can be
+    # larger than a worker should hold, and the join is a broadcast of (id, text) anyway.
+    # One history per group: the positive's (its negatives share it).
+    history_texts = (ids.where(F.col("label") == 1)
+                     .select("user_id", "position",
+                             F.posexplode("history_item_ids").alias("slot", "item_id"))
+                     .join(F.broadcast(texts), "item_id")
+                     .groupBy("user_id", "position")
+                     .agg(F.sort_array(F.collect_list(F.struct("slot", "text"))).alias("slots"))
+                     .select("user_id", "position",
+                             F.transform("slots", lambda s: s["text"]).alias("history_texts")))
+    return (ids.join(history_texts, ["user_id", "position"])
+            .join(F.broadcast(texts.withColumnRenamed("text", "item_text")), "item_id")
+            .select(F.xxhash64("user_id", "position").alias("example_group"),
+                    "user_id", "item_id", "label",
+                    F.timestamp_seconds("target_seconds").alias("target_ts"),
+                    "split", "history_item_ids", "history_texts", "item_text"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Job
+
+
+def run(spark: SparkSession, args: argparse.Namespace) -> dict:
+    interactions = read_partition(spark, args.lake, RAW_INTERACTIONS, args.ds)
+    items = read_partition(spark, args.lake, RAW_ITEMS, args.ds)
+    require_rows(interactions, RAW_INTERACTIONS, args.ds)
+    interactions = before_run_date(interactions, args.ds)
+    train, test = split_train_test(interactions, args.holdout_fraction)
+    spec = ExampleSpec(history_length=args.history_length, negatives=args.negatives,
+                       valid_fraction=args.valid_fraction, seed=args.seed)
+
+    write_partition(train, args.lake, FEATURES_TRAIN, args.ds)
+    write_partition(test, args.lake, FEATURES_TEST, args.ds)
+    # Downstream features read the written train partition, not the split plan again.
+    train = read_partition(spark, args.lake, FEATURES_TRAIN, args.ds)
+    write_partition(user_histories(train, items, args.history_length), args.lake,
+                    FEATURES_USER_HISTORY, args.ds)
+    write_partition(training_examples(train, items, spec), args.lake, FEATURES_EXAMPLES, args.ds)
+
+    counts = {t.name: read_partition(spark, args.lake, t, args.ds).count()
+              for t in (FEATURES_TRAIN, FEATURES_TEST, FEATURES_EXAMPLES, FEATURES_USER_HISTORY)}
+    log.info("build-training-set ds=%s: %s", args.ds, counts)
+    return counts
+
+
+def add_step_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--holdout-fraction", type=fraction, default=None,
+                        help="Evaluation mode: hold out each user's last max(1, floor(F*n)) "
+                             "interactions (users with >= 5) as test, e.g. 0.2. Omit for nightly "
+                             "mode: train on every interaction before --ds.")
+    parser.add_argument("--history-length", type=positive_int, default=ExampleSpec.history_length,
+                        help="Most recent items kept as history (default: %(default)s).")
+    parser.add_argument("--negatives", type=positive_int, default=ExampleSpec.negatives,
+                        help="Sampled negatives per positive (default: %(default)s).")
+    parser.add_argument("--valid-fraction", type=fraction, default=ExampleSpec.valid_fraction,
+                        help="Each user's latest train targets marked split=valid for early "
+                             "stopping (default: %(default)s).")
+    parser.add_argument("--seed", type=int, default=ExampleSpec.seed,
+                        help="Seed of negative sampling (default: %(default)s).")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recs build-training-set",
+        description="Split interactions, build leak-free histories and sampled negatives into "
+                    "features.* for one run date.")
+    add_common_args(parser)
+    add_step_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    from jobs.spark import get_spark
+
+    return run(get_spark("recs-build-training-set", args.master), args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,446 @@
+"""Ingest: read a source, validate every row, write raw.interactions / raw.items / raw.quarantine.
+
+Sources are read at the edge into "raw" frames of strings (so a bad value is kept, not lost to a
+cast); `clean` is the pure part that parses, validates and routes each row either to its table or
+to quarantine with a reason. Re-running a `ds` replaces that partition: idempotent.
+
+    spark-submit jobs/ingest.py --lake L --ds D --source movielens --path DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from jobs import synthetic
+from jobs.args import add_common_args, positive_int, setup_logging
+from jobs.lake import write_partition
+from jobs.tables import RAW_INTERACTIONS, RAW_ITEMS, RAW_QUARANTINE
+
+log = logging.getLogger(__name__)
+
+MAX_TAGS_IN_TEXT = 10
+ML_100K_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+                  "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
+                  "Romance", "Sci-Fi", "Thriller", "War", "Western"]
+
+
+class InputError(ValueError):
+    """The source cannot be ingested at all (missing file, empty file, missing column)."""
+
+
+@dataclass(frozen=True)
+class RawSource:
+    """A source read into strings. interactions: user_id, item_id, timestamp, rating.
+    items: item_id, title, genres (array<string>), description. tags (optional): item_id, tag."""
+
+    interactions: DataFrame
+    items: DataFrame
+    tags: DataFrame | None
+    timestamp_format: str  # epoch_s | epoch_ms | iso | a Spark datetime pattern
+    rating_range: tuple[float, float] | None
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure transformations
+
+
+def _parse_timestamp(column: F.Column, timestamp_format: str) -> F.Column:
+    text = F.trim(column)
+    if timestamp_format == "epoch_s":
+        return F.timestamp_seconds(text.try_cast("long"))
+    if timestamp_format == "epoch_ms":
+        return F.timestamp_millis(text.try_cast("long"))
+    if timestamp_format == "iso":
+        return F.try_to_timestamp(text)
+    return F.try_to_timestamp(text, F.lit(timestamp_format))
+
+
+def _record(df: DataFrame) -> F.Column:
+    return F.to_json(F.struct(*[F.col(c) for c in df.columns]))
+
+
+def _quarantined(df: DataFrame, source_table: str) -> DataFrame:
+    return (df.where(F.col("reason").isNotNull())
+            .select(F.lit(source_table).alias("source_table"), "reason", "record"))
+
+
+def clean_items(raw_items: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """(valid items without text yet, quarantine rows)."""
+    parsed = raw_items.select(
+        F.trim(F.col("item_id")).try_cast("long").alias("item_id"),
+        F.coalesce(F.trim("title"), F.lit("")).alias("title"),
+        F.coalesce("genres", F.array().cast("array<string>")).alias("genres"),
+        F.col("description"),
+        _record(raw_items).alias("record"),
+    )
+    # Keep one row per id deterministically (the smallest record) so re-runs pick the same one.
+    first = Window.partitionBy("item_id").orderBy("record")
+    routed = parsed.withColumn(
+        "reason",
+        F.when(F.col("item_id").isNull(), "invalid_item_id")
+         .when(F.row_number().over(first) > 1, "duplicate"))
+    return routed.where(F.col("reason").isNull()).drop("reason", "record"), _quarantined(routed, "items")
+
+
+def clean_tags(raw_tags: DataFrame, items: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """(item_id, tags most frequent first, ties alphabetical), quarantine rows."""
+    parsed = raw_tags.select(
+        F.trim(F.col("item_id")).try_cast("long").alias("item_id"),
+        F.lower(F.trim("tag")).alias("tag"),
+        _record(raw_tags).alias("record"),
+    )
+    known = items.select("item_id", F.lit(True).alias("known"))
+    routed = parsed.join(known, "item_id", "left").withColumn(
+        "reason",
+        F.when(F.col("item_id").isNull(), "invalid_item_id")
+         .when(F.col("tag").isNull() | (F.col("tag") == ""), "invalid_tag")
+         .when(F.col("known").isNull(), "unknown_item"))
+    counted = (routed.where(F.col("reason").isNull())
+               .groupBy("item_id", "tag").count()
+               .groupBy("item_id")
+               .agg(F.sort_array(F.collect_list(F.struct((-F.col("count")).alias("neg"), "tag")))
+                    .alias("ranked")))
+    tags = counted.select("item_id", F.transform("ranked", lambda s: s["tag"]).alias("tags"))
+    return tags, _quarantined(routed, "tags")
+
+
+def with_text(items: DataFrame, tags: DataFrame | None) -> DataFrame:
+    """Attach tags and the model-facing text: title. genres. top tags. description."""
+    if tags is None:
+        items = items.withColumn("tags", F.array().cast("array<string>"))
+    else:
+        items = (items.join(tags, "item_id", "left")
+                 .withColumn("tags", F.coalesce("tags", F.array().cast("array<string>"))))
+    parts = F.array(
+        F.col("title"),
+        F.array_join("genres", ", "),
+        F.array_join(F.slice("tags", 1, MAX_TAGS_IN_TEXT), ", "),
+        F.col("description"),
+    )
+    text = F.array_join(F.filter(parts, lambda p: p.isNotNull() & (p != "")), ". ")
+    return items.withColumn("text", text).select("item_id", "title", "genres", "tags", "text")
+
+
+def clean_interactions(raw: DataFrame, items: DataFrame, timestamp_format: str,
+                       rating_range: tuple[float, float] | None) -> tuple[DataFrame, DataFrame]:
+    """(valid interactions, quarantine rows). The first failing check names the reason."""
+    parsed = raw.select(
+        F.trim(F.col("user_id")).try_cast("long").alias("user_id"),
+        F.trim(F.col("item_id")).try_cast("long").alias("item_id"),
+        _parse_timestamp(F.col("timestamp"), timestamp_format).alias("event_ts"),
+        F.col("rating").alias("rating_text"),
+        F.trim(F.col("rating")).try_cast("double").alias("rating"),
+        _record(raw).alias("record"),
+    )
+    known = items.select("item_id", F.lit(True).alias("known"))
+    parsed = parsed.join(known, "item_id", "left")
+    rating = F.col("rating")
+    out_of_range = (F.lit(False) if rating_range is None
+                    else (rating < rating_range[0]) | (rating > rating_range[1]))
+    reason = (F.when(F.col("user_id").isNull(), "invalid_user_id")
+              .when(F.col("item_id").isNull(), "invalid_item_id")
+              .when(F.col("event_ts").isNull(), "invalid_timestamp")
+              .when(F.col("rating_text").isNotNull() & rating.isNull(), "invalid_rating")
+              .when(rating.isNotNull() & out_of_range, "rating_out_of_range")
+              .when(F.col("known").isNull(), "unknown_item"))
+    routed = parsed.withColumn("reason", reason)
+    same_event = Window.partitionBy("user_id", "item_id", "event_ts", "rating").orderBy("record")
+    valid = routed.where(F.col("reason").isNull()).withColumn(
+        "reason", F.when(F.row_number().over(same_event) > 1, "duplicate"))
+    clean = valid.where(F.col("reason").isNull()).select("user_id", "item_id", "event_ts", "rating")
+    quarantine = _quarantined(routed, "interactions").unionByName(_quarantined(valid, "interactions"))
+    return clean, quarantine
+
+
+def clean(source: RawSource) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """(interactions, items, quarantine) ready to write."""
+    items, items_quarantine = clean_items(source.items)
+    quarantine = items_quarantine
+    tags = None
+    if source.tags is not None:
+        tags, tags_quarantine = clean_tags(source.tags, items)
+        quarantine = quarantine.unionByName(tags_quarantine)
+    items = with_text(items, tags)
+    interactions, interactions_quarantine = clean_interactions(
+        source.interactions, items, source.timestamp_format, source.rating_range)
+    return interactions, items, quarantine.unionByName(interactions_quarantine)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources (I/O edge)
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path or path.startswith("file://")
+
+
+def _require_file(path: str) -> None:
+    if not _is_local(path):
+        return
+    local = path.removeprefix("file://")
+    if not os.path.exists(local):
+        raise InputError(f"input not found: {local}")
+    if os.path.isfile(local) and os.path.getsize(local) == 0:
+        raise InputError(f"input is empty: {local}")
+
+
+def _require_rows(df: DataFrame, path: str) -> DataFrame:
+    if df.limit(1).count() == 0:
+        raise InputError(f"input has no rows: {path}")
+    return df
+
+
+def _require_columns(df: DataFrame, path: str, required: list[str]) -> None:
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise InputError(f"{path} lacks required column(s) {', '.join(missing)}; "
+                         f"it has {', '.join(df.columns) or 'none'}")
+
+
+def _read_headed_csv(spark: SparkSession, path: str, required: list[str]) -> DataFrame:
+    _require_file(path)
+    df = spark.read.option("header", True).option("escape", '"').csv(path)
+    _require_columns(df, path, required)
+    return _require_rows(df, path)
+
+
+def _read_headless(spark: SparkSession, path: str, sep: str, names: list[str],
+                   encoding: str = "UTF-8") -> DataFrame:
+    _require_file(path)
+    df = (spark.read.option("sep", sep).option("encoding", encoding)
+          .option("quote", "\u0000").csv(path))
+    if len(df.columns) < len(names):
+        raise InputError(f"{path} has {len(df.columns)} columns, expected at least {len(names)} "
+                         f"({', '.join(names)})")
+    df = df.select([F.col(f"_c{i}").alias(name) for i, name in enumerate(names)])
+    return _require_rows(df, path)
+
+
+def _split_genres(column: str) -> F.Column:
+    genres = F.split(F.col(column), r"\|")
+    return F.filter(genres, lambda g: (g != "") & (g != "(no genres listed)"))
+
+
+def detect_movielens_variant(path: str) -> str:
+    if not os.path.isdir(path):
+        raise InputError(f"MovieLens directory not found: {path}")
+    present = set(os.listdir(path))
+    for variant, needed in (("latest", {"ratings.csv", "movies.csv"}),
+                            ("1m", {"ratings.dat", "movies.dat"}),
+                            ("100k", {"u.data", "u.item"})):
+        if needed <= present:
+            return variant
+    raise InputError(f"{path} is not a MovieLens directory: expected ratings.csv + movies.csv "
+                     "(latest), ratings.dat + movies.dat (1M) or u.data + u.item (100K)")
+
+
+def read_movielens(spark: SparkSession, path: str) -> RawSource:
+    variant = detect_movielens_variant(path)
+    log.info("MovieLens variant %s at %s", variant, path)
+    join = os.path.join
+    if variant == "latest":
+        ratings = _read_headed_csv(spark, join(path, "ratings.csv"),
+                                   ["userId", "movieId", "rating", "timestamp"])
+        movies = _read_headed_csv(spark, join(path, "movies.csv"), ["movieId", "title", "genres"])
+        tags = None
+        if os.path.exists(join(path, "tags.csv")):
+            tags = _read_headed_csv(spark, join(path, "tags.csv"), ["movieId", "tag"]).select(
+                F.col("movieId").alias("item_id"), "tag")
+        return RawSource(
+            interactions=ratings.select(F.col("userId").alias("user_id"),
+                                        F.col("movieId").alias("item_id"), "timestamp", "rating"),
+            items=movies.select(F.col("movieId").alias("item_id"), "title",
+                                _split_genres("genres").alias("genres"),
+                                F.lit(None).cast("string").alias("description")),
+            tags=tags, timestamp_format="epoch_s", rating_range=(0.5, 5.0))
+    if variant == "1m":
+        latin1 = "ISO-8859-1"
+        ratings = _read_headless(spark, join(path, "ratings.dat"), "::",
+                                 ["user_id", "item_id", "rating", "timestamp"], latin1)
+        movies = _read_headless(spark, join(path, "movies.dat"), "::",
+                                ["item_id", "title", "genres"], latin1)
+        return RawSource(
+            interactions=ratings.select("user_id", "item_id", "timestamp", "rating"),
+            items=movies.select("item_id", "title", _split_genres("genres").alias("genres"),
+                                F.lit(None).cast("string").alias("description")),
+            tags=None, timestamp_format="epoch_s", rating_range=(1.0, 5.0))
+    latin1 = "ISO-8859-1"
+    ratings = _read_headless(spark, join(path, "u.data"), "\t",
+                             ["user_id", "item_id", "rating", "timestamp"])
+    flags = [f"g{i}" for i in range(len(ML_100K_GENRES))]
+    movies = _read_headless(spark, join(path, "u.item"), "|",
+                            ["item_id", "title", "release", "video_release", "url", *flags], latin1)
+    genres = F.filter(F.array(*[F.when(F.col(f) == "1", F.lit(g)) for f, g in
+                                zip(flags, ML_100K_GENRES)]), lambda g: g.isNotNull())
+    return RawSource(
+        interactions=ratings.select("user_id", "item_id", "timestamp", "rating"),
+        items=movies.select("item_id", "title", genres.alias("genres"),
+                            F.lit(None).cast("string").alias("description")),
+        tags=None, timestamp_format="epoch_s", rating_range=(1.0, 5.0))
+
+
+def read_tabular(spark: SparkSession, fmt: str, args: argparse.Namespace) -> RawSource:
+    if not args.path or not args.items_path:
+        raise InputError(f"--source {fmt} needs --path (interactions) and --items-path (items)")
+
+    def load(path: str, required: list[str]) -> DataFrame:
+        if fmt == "csv":
+            return _read_headed_csv(spark, path, required)
+        _require_file(path)
+        df = spark.read.parquet(path)
+        _require_columns(df, path, required)
+        return _require_rows(df, path)
+
+    interaction_cols = [args.user_col, args.item_col, args.timestamp_col]
+    if args.rating_col:
+        interaction_cols.append(args.rating_col)
+    interactions = load(args.path, interaction_cols)
+    text_cols = [c for c in (args.item_text_cols or "").split(",") if c]
+    item_cols = [args.item_id_col, args.item_title_col, *text_cols]
+    if args.item_genres_col:
+        item_cols.append(args.item_genres_col)
+    items = load(args.items_path, item_cols)
+
+    timestamp_format = args.timestamp_format
+    if dict(interactions.dtypes)[args.timestamp_col] in ("timestamp", "timestamp_ntz", "date"):
+        timestamp_format = "iso"
+    rating = (F.col(args.rating_col).cast("string") if args.rating_col
+              else F.lit(None).cast("string"))
+    description = (F.concat_ws(". ", *[F.col(c).cast("string") for c in text_cols])
+                   if text_cols else F.lit(None).cast("string"))
+    genres = (_split_genres(args.item_genres_col) if args.item_genres_col
+              else F.array().cast("array<string>"))
+    rating_range = tuple(args.rating_range) if args.rating_range else None
+    return RawSource(
+        interactions=interactions.select(
+            F.col(args.user_col).cast("string").alias("user_id"),
+            F.col(args.item_col).cast("string").alias("item_id"),
+            F.col(args.timestamp_col).cast("string").alias("timestamp"),
+            rating.alias("rating")),
+        items=items.select(F.col(args.item_id_col).cast("string").alias("item_id"),
+                           F.col(args.item_title_col).cast("string").alias("title"),
+                           genres.alias("genres"), description.alias("description")),
+        tags=None, timestamp_format=timestamp_format, rating_range=rating_range)
+
+
+def read_synthetic(spark: SparkSession, spec: synthetic.SyntheticSpec, ds: str) -> RawSource:
+    items, interactions = synthetic.generate(spec, ds)
+    interactions = interactions.astype({"user_id": str, "item_id": str, "timestamp": str,
+                                        "rating": str})
+    items = items.assign(item_id=items["item_id"].astype(str))
+    return RawSource(
+        interactions=spark.createDataFrame(
+            interactions, "user_id string, item_id string, timestamp string, rating string"),
+        items=spark.createDataFrame(
+            items, "item_id string, title string, genres array<string>, description string"),
+        tags=None, timestamp_format="epoch_s", rating_range=(1.0, 5.0))
+
+
+def read_source(spark: SparkSession, args: argparse.Namespace) -> RawSource:
+    if args.source == "synthetic":
+        spec = synthetic.SyntheticSpec(num_users=args.synthetic_users,
+                                       num_items=args.synthetic_items,
+                                       mean_interactions_per_user=args.synthetic_interactions,
+                                       seed=args.synthetic_seed)
+        return read_synthetic(spark, spec, args.ds)
+    if not args.path:
+        raise InputError(f"--source {args.source} needs --path")
+    if args.source == "movielens":
+        return read_movielens(spark, args.path)
+    return read_tabular(spark, args.source, args)
+
+
+# ---------------------------------------------------------------------------------------------
+# Job
+
+
+def run(spark: SparkSession, args: argparse.Namespace) -> dict:
+    source = read_source(spark, args)
+    interactions, items, quarantine = clean(source)
+    write_partition(items, args.lake, RAW_ITEMS, args.ds)
+    write_partition(interactions, args.lake, RAW_INTERACTIONS, args.ds)
+    write_partition(quarantine, args.lake, RAW_QUARANTINE, args.ds)
+    return summarize(spark, args.lake, args.ds)
+
+
+def summarize(spark: SparkSession, lake: str, ds: str) -> dict:
+    from jobs.lake import read_partition
+
+    counts = {t.name: read_partition(spark, lake, t, ds).count()
+              for t in (RAW_INTERACTIONS, RAW_ITEMS)}
+    reasons = (read_partition(spark, lake, RAW_QUARANTINE, ds)
+               .groupBy("source_table", "reason").count().orderBy("source_table", "reason")
+               .collect())
+    counts["quarantine"] = {f"{r['source_table']}.{r['reason']}": r["count"] for r in reasons}
+    log.info("ingest ds=%s: %s", ds, counts)
+    for key, count in counts["quarantine"].items():
+        log.warning("quarantined %d %s rows (reason %s)", count, *key.split("."))
+    return counts
+
+
+def add_step_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", choices=["synthetic", "movielens", "csv", "parquet"],
+                        default="synthetic",
+                        help="Where interactions and items come from (default: %(default)s, "
+                             "generated offline; movielens detects latest/1M/100K from the files).")
+    parser.add_argument("--path", help="MovieLens directory, or the interactions file/directory "
+                                       "for csv/parquet.")
+    parser.add_argument("--items-path", help="csv/parquet: the items file/directory.")
+    parser.add_argument("--user-col", default="user_id", help="csv/parquet: user id column.")
+    parser.add_argument("--item-col", default="item_id", help="csv/parquet: item id column in "
+                                                              "the interactions.")
+    parser.add_argument("--timestamp-col", default="timestamp",
+                        help="csv/parquet: event time column.")
+    parser.add_argument("--timestamp-format", default="epoch_s",
+                        help="csv/parquet: epoch_s, epoch_ms, iso, or a Spark datetime pattern "
+                             "such as 'yyyy-MM-dd HH:mm:ss' (default: %(default)s; timestamp-typed "
+                             "parquet columns need none).")
+    parser.add_argument("--rating-col", default=None,
+                        help="csv/parquet: optional rating column.")
+    parser.add_argument("--rating-range", type=float, nargs=2, metavar=("MIN", "MAX"),
+                        help="csv/parquet: ratings outside [MIN, MAX] are quarantined.")
+    parser.add_argument("--item-id-col", default="item_id", help="csv/parquet: items id column.")
+    parser.add_argument("--item-title-col", default="title", help="csv/parquet: items title column.")
+    parser.add_argument("--item-text-cols", default="",
+                        help="csv/parquet: comma-separated extra text columns of the items, "
+                             "appended to the item text in this order.")
+    parser.add_argument("--item-genres-col", default=None,
+                        help="csv/parquet: optional '|'-separated genres column of the items.")
+    defaults = synthetic.SyntheticSpec()
+    parser.add_argument("--synthetic-users", type=positive_int, default=defaults.num_users,
+                        help="synthetic: number of users (default: %(default)s).")
+    parser.add_argument("--synthetic-items", type=positive_int, default=defaults.num_items,
+                        help="synthetic: catalogue size (default: %(default)s).")
+    parser.add_argument("--synthetic-interactions", type=positive_int,
+                        default=defaults.mean_interactions_per_user,
+                        help="synthetic: mean interactions per user (default: %(default)s).")
+    parser.add_argument("--synthetic-seed", type=int, default=synthetic.SyntheticSpec.seed,
+                        help="synthetic: random seed (default: %(default)s).")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recs ingest", description="Validate a source into raw.interactions, raw.items and "
+                                        "raw.quarantine for one run date.")
+    add_common_args(parser)
+    add_step_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    from jobs.spark import get_spark
+
+    return run(get_spark("recs-ingest", args.master), args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,90 @@
+"""The one place that builds a SparkSession.
+
+Three ways in, one session shape:
+- `recs <step>` / `python jobs/<step>.py`: we start the JVM ourselves, `local[*]` unless
+  `--master` says otherwise, and Delta's jars come from Maven through `spark.jars.packages`.
+- `spark-submit jobs/<step>.py`: spark-submit already started the JVM with its own master and
+  `--packages`; we only attach to it (see `DELTA_SUBMIT_ARGS` for what to pass).
+- tests: the same builder, UI off, few shuffle partitions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+log = logging.getLogger(__name__)
+
+DELTA_PACKAGE = "io.delta:delta-spark_2.13:4.3.1"
+DELTA_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+# Defaults sized for this project's data on a laptop-class machine; every one can be overridden
+# with `--conf` on spark-submit or RECS_SPARK_CONF="k=v,k=v".
+LOCAL_DEFAULTS = {
+    # AQE coalesces small shuffles, so this is an upper bound, not a fixed fan-out.
+    "spark.sql.shuffle.partitions": "16",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    # Delta's default of 50 partitions for reading its log is for big tables; ours are small.
+    "spark.databricks.delta.snapshotPartitions": "2",
+    "spark.databricks.delta.schema.autoMerge.enabled": "false",
+    "spark.driver.memory": "4g",
+    "spark.ui.showConsoleProgress": "false",
+}
+
+
+def delta_submit_args(python: str | None = None) -> list[str]:
+    """Arguments `spark-submit` needs to run one of our jobs with Delta."""
+    args = ["--packages", DELTA_PACKAGE]
+    conf = {**DELTA_CONF, "spark.sql.session.timeZone": "UTC",
+            "spark.pyspark.python": python or sys.executable}
+    for key, value in conf.items():
+        args += ["--conf", f"{key}={value}"]
+    return args
+
+
+def _extra_conf_from_env() -> dict[str, str]:
+    raw = os.environ.get("RECS_SPARK_CONF", "").strip()
+    pairs = [item.split("=", 1) for item in raw.split(",") if item.strip()]
+    bad = [p for p in pairs if len(p) != 2]
+    if bad:
+        raise ValueError(f"RECS_SPARK_CONF must be 'key=value,key=value', got {raw!r}")
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def started_by_spark_submit() -> bool:
+    # spark-submit launches the Python driver with the gateway port of its already running JVM.
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def get_spark(app_name: str = "recs", master: str | None = None, ui: bool | None = None):
+    from delta import configure_spark_with_delta_pip
+    from pyspark.sql import SparkSession
+
+    # Python workers must use the interpreter that has our packages, not whatever `python3` is.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+    builder = SparkSession.builder.appName(app_name)
+    if started_by_spark_submit():
+        if master:
+            log.warning("--master %s ignored: spark-submit already chose the master", master)
+        for key, value in DELTA_CONF.items():
+            builder = builder.config(key, value)
+        spark = builder.getOrCreate()
+    else:
+        builder = builder.master(master or os.environ.get("RECS_SPARK_MASTER", "local[*]"))
+        conf = {**LOCAL_DEFAULTS, **DELTA_CONF}
+        if ui is None:
+            ui = os.environ.get("RECS_SPARK_UI", "1") != "0"
+        conf["spark.ui.enabled"] = "true" if ui else "false"
+        conf.update(_extra_conf_from_env())
+        for key, value in conf.items():
+            builder = builder.config(key, value)
+        spark = configure_spark_with_delta_pip(builder).getOrCreate()
+    spark.sparkContext.setLogLevel(os.environ.get("RECS_SPARK_LOG_LEVEL", "WARN"))
+    return spark

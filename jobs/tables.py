@@ -1,0 +1,225 @@
+"""Every lake table, defined once: name, location under the lake root, schema, partitioning.
+
+This module imports no Spark at module level, so the JVM-free side of the project (teacher
+training on GPU nodes, DuckDB/deltalake readers) can share the same definitions. The Spark
+StructType is built on demand by `spark_schema`.
+
+`docs/TABLES.md` is generated from these definitions (`python -m jobs.tables > docs/TABLES.md`)
+and a test keeps the two in step, so the documented contract cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+LAKE_DEFAULT = "./lake"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # string | long | int | double | float | timestamp | array<long> | array<string>
+    doc: str
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str  # SQL name, "<database>.<table>"
+    doc: str
+    columns: tuple[Column, ...]
+    partition_by: tuple[str, ...] = ("ds",)
+    writer: str = ""
+
+    @property
+    def relative_path(self) -> str:
+        return self.name.replace(".", "/")
+
+    def path(self, lake: str) -> str:
+        return os.path.join(os.path.abspath(lake), self.relative_path)
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+DS = Column("ds", "string", "Run date `YYYY-MM-DD` that produced the row (partition column).")
+
+
+def _cols(*columns: Column) -> tuple[Column, ...]:
+    return (*columns, DS)
+
+
+RAW_INTERACTIONS = Table(
+    "raw.interactions",
+    "Validated interaction log as ingested for a run date: one row per (user, item, event). "
+    "Each `ds` partition is the full log as of that date, so every downstream job for `ds` reads "
+    "exactly one partition and a re-run or backfill of one date never touches another.",
+    _cols(
+        Column("user_id", "long", "User id from the source."),
+        Column("item_id", "long", "Item id; always present in `raw.items` for the same `ds`."),
+        Column("event_ts", "timestamp", "When the interaction happened (UTC)."),
+        Column("rating", "double", "Explicit rating when the source has one; null otherwise.", True),
+    ),
+    writer="ingest",
+)
+
+RAW_ITEMS = Table(
+    "raw.items",
+    "Item catalogue with the text the models read. Includes items nobody has interacted with.",
+    _cols(
+        Column("item_id", "long", "Item id, unique per `ds`."),
+        Column("title", "string", "Display title."),
+        Column("genres", "array<string>", "Genres or categories, source order."),
+        Column("tags", "array<string>", "User tags, most frequent first (empty when none)."),
+        Column("text", "string", "What models read: title, genres, tags (and description for "
+               "synthetic data), in that order."),
+    ),
+    writer="ingest",
+)
+
+RAW_QUARANTINE = Table(
+    "raw.quarantine",
+    "Rows ingest refused, with why. Nothing is dropped silently: every input row lands either in "
+    "`raw.interactions`/`raw.items` or here.",
+    _cols(
+        Column("source_table", "string", "`interactions`, `items` or `tags`."),
+        Column("reason", "string", "The first check the row failed, in this order: "
+               "invalid_user_id, invalid_item_id, invalid_timestamp, invalid_rating, "
+               "rating_out_of_range, unknown_item, duplicate (exact repeat of a kept row); "
+               "tags also invalid_tag."),
+        Column("record", "string", "The refused row as JSON, as read from the source."),
+    ),
+    writer="ingest",
+)
+
+FEATURES_TRAIN = Table(
+    "features.train_interactions",
+    "Interactions the models may learn from, all strictly before `ds`. Evaluation mode: each "
+    "user's chronological head (split of `../shared/EVALUATION.md`). Nightly mode: all of them.",
+    _cols(
+        Column("user_id", "long", "User id."),
+        Column("item_id", "long", "Item id."),
+        Column("event_ts", "timestamp", "Interaction time (UTC)."),
+        Column("rating", "double", "Source rating, null when the source has none.", True),
+    ),
+    writer="build-training-set",
+)
+
+FEATURES_TEST = Table(
+    "features.test_interactions",
+    "Held-out interactions for evaluation (each evaluated user's chronological tail). Empty in "
+    "nightly mode. Never read by any training, candidate or baseline code.",
+    FEATURES_TRAIN.columns,
+    writer="build-training-set",
+)
+
+FEATURES_EXAMPLES = Table(
+    "features.training_examples",
+    "Labelled examples for the teacher: one positive per train interaction that has history, "
+    "plus sampled negatives sharing its history. History is strictly earlier than the target.",
+    _cols(
+        Column("example_group", "long", "Id shared by one positive and its negatives."),
+        Column("user_id", "long", "User id."),
+        Column("item_id", "long", "Candidate item (the target for label 1, a sampled negative "
+               "for label 0)."),
+        Column("label", "int", "1 = the user interacted with item_id at target_ts, 0 = sampled "
+               "negative (popularity-weighted, never one of the user's train positives; test "
+               "items are not consulted, so a negative may coincide with one)."),
+        Column("target_ts", "timestamp", "Time of the positive interaction of the group."),
+        Column("split", "string", "`train` or `valid`: valid is each user's latest train "
+               "targets, for early stopping; never the test holdout."),
+        Column("history_item_ids", "array<long>", "Most recent items strictly before target_ts, "
+               "most recent first."),
+        Column("history_texts", "array<string>", "Text of history_item_ids, same order."),
+        Column("item_text", "string", "Text of item_id."),
+    ),
+    writer="build-training-set",
+)
+
+FEATURES_USER_HISTORY = Table(
+    "features.user_history",
+    "Each user's most recent train items as of the end of the training data: the input for "
+    "scoring and evaluation.",
+    _cols(
+        Column("user_id", "long", "User id."),
+        Column("history_item_ids", "array<long>", "Most recent train items, most recent first."),
+        Column("history_texts", "array<string>", "Text of history_item_ids, same order."),
+        Column("num_train_interactions", "long", "All train interactions of the user."),
+    ),
+    writer="build-training-set",
+)
+
+ALL_TABLES: tuple[Table, ...] = (
+    RAW_INTERACTIONS,
+    RAW_ITEMS,
+    RAW_QUARANTINE,
+    FEATURES_TRAIN,
+    FEATURES_TEST,
+    FEATURES_EXAMPLES,
+    FEATURES_USER_HISTORY,
+)
+
+BY_NAME = {t.name: t for t in ALL_TABLES}
+
+
+def spark_type(type_name: str):
+    from pyspark.sql import types as T
+
+    scalars = {
+        "string": T.StringType(),
+        "long": T.LongType(),
+        "int": T.IntegerType(),
+        "double": T.DoubleType(),
+        "float": T.FloatType(),
+        "timestamp": T.TimestampType(),
+    }
+    if type_name.startswith("array<") and type_name.endswith(">"):
+        return T.ArrayType(spark_type(type_name[len("array<"):-1]), containsNull=True)
+    return scalars[type_name]
+
+
+def spark_schema(table: Table):
+    from pyspark.sql import types as T
+
+    return T.StructType(
+        [T.StructField(c.name, spark_type(c.type), c.nullable, {"comment": c.doc})
+         for c in table.columns]
+    )
+
+
+def markdown() -> str:
+    lines = [
+        "# Lake tables",
+        "",
+        "Generated from `jobs/tables.py` by `python -m jobs.tables > docs/TABLES.md`; a test fails",
+        "when this file and the code disagree. These schemas are a contract for downstream SQL:",
+        "columns are only ever added, never renamed or retyped.",
+        "",
+        "Every table is a Delta table at `<lake>/<database>/<table>` (default lake `./lake`).",
+        "Per-run outputs are partitioned by `ds`, and each job replaces exactly its `ds` partition",
+        "in one Delta commit (`replaceWhere`), so a re-run or backfill is idempotent and a failed",
+        "run leaves the previous version readable.",
+        "",
+    ]
+    for t in ALL_TABLES:
+        part = ", ".join(t.partition_by) or "none"
+        lines += [
+            f"## `{t.name}`",
+            "",
+            t.doc,
+            "",
+            f"Path `<lake>/{t.relative_path}`; partitioned by {part}; written by `recs {t.writer}`.",
+            "",
+            "| column | type | nullable | meaning |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| `{c.name}` | {c.type} | {'yes' if c.nullable else 'no'} | {c.doc} |"
+                  for c in t.columns]
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

@@ -1,0 +1,81 @@
+import argparse
+import os
+import subprocess
+import sys
+
+import pytest
+
+from jobs import build_training_set, cli, ingest
+from jobs.args import run_date
+from jobs.spark import delta_submit_args
+from jobs.tables import ALL_TABLES, markdown
+from tests.conftest import REPO
+
+
+@pytest.mark.parametrize("value", ["2026-02-29", "2026-13-01", "2026-2-3", "20261122",
+                                   "2026-11-22T00:00", "yesterday", ""])
+def test_ds_rejects_anything_but_a_real_date(value):
+    with pytest.raises(argparse.ArgumentTypeError, match="YYYY-MM-DD"):
+        run_date(value)
+
+
+def test_ds_accepts_a_real_date():
+    assert run_date("2024-02-29") == "2024-02-29"
+
+
+def test_bad_ds_exits_with_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["ingest", "--ds", "2026-02-30"])
+    assert exit_info.value.code == 2
+    assert "--ds must be a real date" in capsys.readouterr().err
+
+
+def test_unknown_step_exits_with_usage(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["frobnicate"])
+    assert exit_info.value.code == 2
+    assert "unknown step 'frobnicate'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("parser", [ingest.build_parser(), build_training_set.build_parser(),
+                                    cli.run_parser()])
+def test_every_flag_has_help(parser):
+    undocumented = [a.option_strings for a in parser._actions
+                    if a.option_strings and not a.help]
+    assert undocumented == []
+
+
+def test_run_accepts_every_step_flag():
+    args = cli.run_parser().parse_args(["--source", "synthetic", "--synthetic-users", "5",
+                                        "--holdout-fraction", "0.2", "--negatives", "2"])
+    assert (args.synthetic_users, args.holdout_fraction, args.negatives) == (5, 0.2, 2)
+
+
+def test_tables_doc_matches_the_code():
+    with open(REPO / "docs" / "TABLES.md") as doc:
+        assert doc.read() == markdown(), "docs/TABLES.md is stale: run `make docs`"
+
+
+def test_every_table_is_partitioned_by_run_date_and_has_ds():
+    assert all(t.partition_by == ("ds",) and t.column_names[-1] == "ds" for t in ALL_TABLES)
+
+
+@pytest.mark.slow
+def test_jobs_run_under_spark_submit(tmp_path):
+    """The same files run as spark-submit applications (own JVM, own master)."""
+    lake = str(tmp_path / "lake")
+    spark_submit = os.path.join(os.path.dirname(sys.executable), "spark-submit")
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    common = ["--master", "local[2]", "--conf", "spark.ui.enabled=false", *delta_submit_args()]
+    for job, extra in (("ingest.py", ["--synthetic-users", "15", "--synthetic-items", "40",
+                                      "--synthetic-interactions", "8"]),
+                       ("build_training_set.py", ["--holdout-fraction", "0.2"])):
+        done = subprocess.run([spark_submit, *common, str(REPO / "jobs" / job), "--lake", lake,
+                               "--ds", "2026-11-22", *extra],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    import deltalake
+
+    examples = deltalake.DeltaTable(f"{lake}/features/training_examples").to_pandas()
+    assert len(examples) > 0 and set(examples["ds"]) == {"2026-11-22"}
