@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jobs import build_training_set, ingest
+from jobs import build_training_set, evaluate, ingest
 from jobs.args import add_common_args, setup_logging
 from jobs.tables import ALL_TABLES
 
@@ -17,6 +17,7 @@ from jobs.tables import ALL_TABLES
 SPARK_STEPS = {
     "ingest": ingest,
     "build-training-set": build_training_set,
+    "evaluate": evaluate,
 }
 
 
@@ -38,7 +39,12 @@ def run_all(argv: list[str]) -> dict:
     from jobs.spark import get_spark
 
     spark = get_spark("recs-run", args.master)
-    results = {name: module.run(spark, args) for name, module in SPARK_STEPS.items()}
+    results = {}
+    for name, module in SPARK_STEPS.items():
+        if name == "evaluate" and args.holdout_fraction is None:
+            print("nightly mode (no --holdout-fraction): nothing held out, evaluation skipped")
+            continue
+        results[name] = module.run(spark, args)
 
     print(f"\nTables for ds={args.ds} (lake {args.lake}):")
     for table in ALL_TABLES:

@@ -151,6 +151,21 @@ FEATURES_USER_HISTORY = Table(
     writer="build-training-set",
 )
 
+RECS_EVAL_METRICS = Table(
+    "recs.eval_metrics",
+    "Offline metrics of every model evaluated in a run, all on the same split and protocol "
+    "(`../shared/EVALUATION.md`): the served student, the teacher, and the baselines.",
+    _cols(
+        Column("model_version", "string", "Version of the model under evaluation in this run "
+               "(baselines carry the run's version so one run's rows group together)."),
+        Column("model", "string", "student, teacher, popularity or als."),
+        Column("metric", "string", "ndcg@10, recall@20, coverage@10, cold_recall@20, "
+               "evaluated_users."),
+        Column("value", "double", "The metric's mean over evaluated users (or the count)."),
+    ),
+    writer="evaluate",
+)
+
 ALL_TABLES: tuple[Table, ...] = (
     RAW_INTERACTIONS,
     RAW_ITEMS,
@@ -159,6 +174,7 @@ ALL_TABLES: tuple[Table, ...] = (
     FEATURES_TEST,
     FEATURES_EXAMPLES,
     FEATURES_USER_HISTORY,
+    RECS_EVAL_METRICS,
 )
 
 BY_NAME = {t.name: t for t in ALL_TABLES}

@@ -1,0 +1,226 @@
+"""Evaluate: every model on the same split with the one protocol, into recs.eval_metrics.
+
+`../shared/EVALUATION.md`: rank the whole catalogue minus the user's train items; NDCG@10,
+Recall@20 (over min(k, |test|)), coverage@10, mean over users with test interactions. The
+per-user formulas are `models.metrics`, the same code the JVM-free teacher evaluation uses.
+
+Baselines computed here, in the same run on the same split: popularity and Spark ALS (implicit,
+the reference settings). They rank only items seen in train, as the reference table does.
+
+    spark-submit jobs/evaluate.py --lake L --ds D
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from dataclasses import dataclass
+
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from jobs.args import add_common_args, positive_int, setup_logging
+from jobs.lake import read_partition, require_rows, write_partition
+from jobs.tables import FEATURES_TEST, FEATURES_TRAIN, RAW_ITEMS, RECS_EVAL_METRICS
+from models import metrics
+
+log = logging.getLogger(__name__)
+
+RANKED_DEPTH = 20  # Recall@20 is the deepest metric of the protocol
+MAX_INT_ID = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class AlsParams:
+    """The reference settings of `../shared/EVALUATION.md`."""
+
+    rank: int = 128
+    reg_param: float = 0.1
+    alpha: float = 40.0
+    max_iter: int = 15
+    seed: int = 42
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure transformations: (user_id, rank, item_id, score) lists and their metrics
+
+
+def _top_unseen(scored: DataFrame, train: DataFrame, k: int) -> DataFrame:
+    """Keep each user's k best (user_id, item_id, score) rows that are not train items."""
+    unseen = scored.join(train.select("user_id", "item_id"), ["user_id", "item_id"], "left_anti")
+    best_first = Window.partitionBy("user_id").orderBy(F.desc("score"), "item_id")
+    return (unseen.withColumn("rank", F.row_number().over(best_first))
+            .where(F.col("rank") <= k).select("user_id", "rank", "item_id", "score"))
+
+
+def _deepest_history(train: DataFrame) -> int:
+    return train.groupBy("user_id").count().agg(F.max("count")).first()[0]
+
+
+def popularity_top_k(train: DataFrame, users: DataFrame, k: int) -> DataFrame:
+    # A user can own at most `deepest` of the popular items, so k + deepest always leaves k.
+    pool = (train.groupBy("item_id").agg(F.count(F.lit(1)).cast("double").alias("score"))
+            .orderBy(F.desc("score"), "item_id").limit(k + _deepest_history(train)))
+    return _top_unseen(users.crossJoin(F.broadcast(pool)), train, k)
+
+
+def als_top_k(train: DataFrame, k: int, params: AlsParams) -> DataFrame:
+    from pyspark.ml.recommendation import ALS
+
+    bounds = train.agg(F.max("user_id"), F.max("item_id"), F.min("user_id"), F.min("item_id")).first()
+    if max(bounds[0], bounds[1]) > MAX_INT_ID or min(bounds[2], bounds[3]) < 0:
+        raise ValueError("Spark ALS needs ids in [0, 2^31): re-key users/items before ingest")
+    # Implicit feedback: each interaction is one unit of preference, whatever its rating.
+    prefs = (train.groupBy("user_id", "item_id").agg(F.count(F.lit(1)).cast("float").alias("pref"))
+             .select(F.col("user_id").cast("int"), F.col("item_id").cast("int"), "pref"))
+    model = ALS(rank=params.rank, regParam=params.reg_param, alpha=params.alpha,
+                maxIter=params.max_iter, implicitPrefs=True, userCol="user_id",
+                itemCol="item_id", ratingCol="pref", seed=params.seed,
+                coldStartStrategy="drop").fit(prefs)
+    recs = (model.recommendForAllUsers(k + _deepest_history(train))
+            .select(F.col("user_id").cast("long"), F.explode("recommendations").alias("r"))
+            .select("user_id", F.col("r.item_id").cast("long").alias("item_id"),
+                    F.col("r.rating").cast("double").alias("score")))
+    return _top_unseen(recs, train, k)
+
+
+def ranking_metrics(top_k: DataFrame, test: DataFrame, catalogue_size: int) -> dict[str, float]:
+    """Protocol means over users with test interactions; a user with no list scores zero."""
+    ranked = (top_k.where(F.col("rank") <= RANKED_DEPTH)
+              .groupBy("user_id")
+              .agg(F.sort_array(F.collect_list(F.struct("rank", "item_id"))).alias("r"))
+              .select("user_id", F.transform("r", lambda x: x["item_id"]).alias("ranked")))
+    relevant = test.groupBy("user_id").agg(F.collect_set("item_id").alias("relevant"))
+    per_user = (relevant.join(ranked, "user_id", "left")
+                .select("user_id", F.coalesce("ranked", F.array().cast("array<long>"))
+                        .alias("ranked"), "relevant"))
+
+    @F.pandas_udf("struct<ndcg:double, recall:double>")
+    def user_metrics(ranked: pd.Series, relevant: pd.Series) -> pd.DataFrame:
+        pairs = [(list(r), set(t)) for r, t in zip(ranked, relevant)]
+        return pd.DataFrame({"ndcg": [metrics.ndcg_at_k(r, t, 10) for r, t in pairs],
+                             "recall": [metrics.recall_at_k(r, t, 20) for r, t in pairs]})
+
+    means = (per_user.select(user_metrics("ranked", "relevant").alias("m"))
+             .agg(F.avg("m.ndcg").alias("ndcg"), F.avg("m.recall").alias("recall"),
+                  F.count(F.lit(1)).alias("users")).first())
+    top_10_items = (top_k.where(F.col("rank") <= 10).join(relevant.select("user_id"), "user_id")
+                    .select("item_id").distinct().count())
+    return {"ndcg@10": means["ndcg"], "recall@20": means["recall"],
+            "coverage@10": top_10_items / catalogue_size,
+            "evaluated_users": float(means["users"])}
+
+
+def metric_rows(model_version: str, model: str, values: dict[str, float]) -> list[tuple]:
+    return [(model_version, model, metric, float(value)) for metric, value in values.items()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Report (I/O edge)
+
+
+REFERENCE = {"popularity": (0.087, 0.097), "als": (0.110, 0.146), "ease": (0.129, 0.167)}
+
+
+def write_report(rows: list[tuple], lake: str, ds: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frame = pd.DataFrame(rows, columns=["model_version", "model", "metric", "value"])
+    table = frame.pivot(index="model", columns="metric", values="value")
+    folder = os.path.join(os.path.abspath(lake), "reports", ds)
+    os.makedirs(folder, exist_ok=True)
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    shown = table[["ndcg@10", "recall@20"]].sort_values("ndcg@10")
+    shown.plot.barh(ax=ax)
+    for model, (ndcg, _) in REFERENCE.items():
+        ax.axvline(ndcg, color="grey", linestyle=":", linewidth=1)
+        ax.text(ndcg, len(shown) - 0.5, f"ref {model}", rotation=90, fontsize=7, va="top")
+    ax.set_title(f"Offline evaluation, ds={ds} (dotted: reference NDCG@10)")
+    ax.set_xlabel("value")
+    fig.tight_layout()
+    chart = os.path.join(folder, "evaluation.png")
+    fig.savefig(chart, dpi=120)
+    plt.close(fig)
+
+    lines = [f"# Evaluation, ds={ds}", "",
+             "Protocol: `../shared/EVALUATION.md` (whole catalogue minus the user's train items).",
+             "", "| model | " + " | ".join(table.columns) + " |",
+             "|---|" + "---|" * len(table.columns)]
+    for model, values in table.iterrows():
+        lines.append(f"| {model} | " + " | ".join(f"{v:.4f}" for v in values) + " |")
+    lines += ["", "Reference on ml-latest-small (NDCG@10 / Recall@20): "
+              + ", ".join(f"{m} {n:.3f} / {r:.3f}" for m, (n, r) in REFERENCE.items()),
+              "", "![chart](evaluation.png)", ""]
+    report = os.path.join(folder, "evaluation.md")
+    with open(report, "w") as out:
+        out.write("\n".join(lines))
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# Job
+
+
+def run(spark: SparkSession, args: argparse.Namespace) -> list[tuple]:
+    train = read_partition(spark, args.lake, FEATURES_TRAIN, args.ds)
+    test = read_partition(spark, args.lake, FEATURES_TEST, args.ds)
+    require_rows(test, FEATURES_TEST, args.ds)
+    catalogue_size = read_partition(spark, args.lake, RAW_ITEMS, args.ds).count()
+    users = test.select("user_id").distinct()
+    model_version = args.model_version
+
+    rows = []
+    baselines = {"popularity": lambda: popularity_top_k(train, users, RANKED_DEPTH),
+                 "als": lambda: als_top_k(train, RANKED_DEPTH, AlsParams(rank=args.als_rank))}
+    for name in args.baselines:
+        values = ranking_metrics(baselines[name](), test, catalogue_size)
+        log.info("%s: %s", name, values)
+        rows += metric_rows(model_version, name, values)
+
+    metrics_df = spark.createDataFrame(rows, "model_version string, model string, metric string, "
+                                             "value double")
+    write_partition(metrics_df, args.lake, RECS_EVAL_METRICS, args.ds)
+    report = write_report(rows, args.lake, args.ds)
+    print(pd.DataFrame(rows, columns=["model_version", "model", "metric", "value"])
+          .pivot(index="model", columns="metric", values="value").round(4).to_string())
+    print(f"report: {report}")
+    return rows
+
+
+def add_step_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--baselines", nargs="*", choices=["popularity", "als"],
+                        default=["popularity", "als"],
+                        help="Baselines to compute on the same split (default: both).")
+    parser.add_argument("--als-rank", type=positive_int, default=AlsParams.rank,
+                        help="ALS factors (default: %(default)s, the reference setting).")
+    parser.add_argument("--model-version", default="none",
+                        help="Version recorded with this run's metrics (default: %(default)s).")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recs evaluate",
+        description="Evaluate models and baselines on the held-out split into recs.eval_metrics "
+                    "and a report under <lake>/reports/<ds>/.")
+    add_common_args(parser)
+    add_step_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> list[tuple]:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    from jobs.spark import get_spark
+
+    return run(get_spark("recs-evaluate", args.master), args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

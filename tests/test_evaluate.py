@@ -1,0 +1,59 @@
+import math
+
+import pytest
+
+from jobs import build_training_set, evaluate, ingest
+from jobs.lake import read_partition
+from jobs.tables import FEATURES_TEST, FEATURES_TRAIN, RECS_EVAL_METRICS
+
+DS = "2026-11-22"
+
+
+def test_metrics_follow_the_protocol_on_literal_lists(spark):
+    top_k = spark.createDataFrame(
+        [(1, 1, 5, 0.9), (1, 2, 3, 0.8), (1, 3, 9, 0.7), (3, 1, 5, 0.5)],
+        "user_id long, rank int, item_id long, score double")
+    # User 2 has test items but no list: it counts, with zeros. User 3 has no test: not evaluated.
+    test = spark.createDataFrame([(1, 3), (1, 7), (2, 4)], "user_id long, item_id long")
+
+    got = evaluate.ranking_metrics(top_k, test, catalogue_size=10)
+
+    user_1_ndcg = (1 / math.log2(3)) / (1 + 1 / math.log2(3))
+    assert got["ndcg@10"] == pytest.approx(user_1_ndcg / 2)
+    assert got["recall@20"] == pytest.approx(0.5 / 2)
+    assert got["coverage@10"] == pytest.approx(3 / 10)  # items 5, 3, 9 of evaluated users only
+    assert got["evaluated_users"] == 2
+
+
+def test_popularity_never_recommends_train_items(spark):
+    train = spark.createDataFrame(
+        [(1, 10), (2, 10), (3, 10), (1, 20), (2, 20), (3, 30)], "user_id long, item_id long")
+    users = spark.createDataFrame([(1,), (3,)], "user_id long")
+
+    top = evaluate.popularity_top_k(train, users, k=2).orderBy("user_id", "rank").collect()
+
+    assert [(r.user_id, r.rank, r.item_id) for r in top] == [(1, 1, 30), (3, 1, 20)]
+
+
+@pytest.mark.slow
+def test_synthetic_tastes_are_learnable_and_metrics_are_written(spark, tmp_path):
+    """ALS beats popularity on the embedded data: the planted tastes are there to be learnt."""
+    lake = str(tmp_path / "lake")
+    ingest.run(spark, ingest.build_parser().parse_args(
+        ["--lake", lake, "--ds", DS, "--synthetic-users", "150", "--synthetic-items", "200",
+         "--synthetic-interactions", "25"]))
+    train, test = build_training_set.split_train_test(
+        build_training_set.before_run_date(
+            read_partition(spark, lake, ingest.RAW_INTERACTIONS, DS), DS), 0.2)
+    from jobs.lake import write_partition
+
+    write_partition(train, lake, FEATURES_TRAIN, DS)
+    write_partition(test, lake, FEATURES_TEST, DS)
+
+    rows = evaluate.run(spark, evaluate.build_parser().parse_args(
+        ["--lake", lake, "--ds", DS, "--als-rank", "16"]))
+
+    ndcg = {model: value for _, model, metric, value in rows if metric == "ndcg@10"}
+    assert ndcg["als"] > 1.3 * ndcg["popularity"]
+    written = read_partition(spark, lake, RECS_EVAL_METRICS, DS).count()
+    assert written == len(rows) == 8
