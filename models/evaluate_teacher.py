@@ -1,0 +1,94 @@
+"""Evaluate a teacher artifact with the offline protocol (../shared/EVALUATION.md).
+
+    python -m models.evaluate_teacher --lake ./lake --ds 2024-01-31 [--model-dir DIR]
+
+Ranks the whole raw.items catalogue for every user with test interactions, from their
+features.user_history, never recommending their features.train_interactions items. Prints
+NDCG@10, Recall@20, coverage@10 and cold-item Recall@20 and writes them to a JSON file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from jobs.tables import FEATURES_TEST, LAKE_DEFAULT
+from models import metrics
+from models.artifact import ArtifactError, load_teacher
+from models.data import RankingTask, evaluation_task, load_catalogue, tokenize, train_item_ids
+from models.lake import parse_ds, read_partition
+from models.scoring import item_vectors, rankings, text_from_tokens
+from models.teacher import Teacher
+from models.runtime import HelpFormatter, ds_arg, resolve_device, use_bf16
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m models.evaluate_teacher", description=__doc__,
+        formatter_class=HelpFormatter)
+    p.add_argument("--lake", default=LAKE_DEFAULT, help="lake root holding the Delta tables")
+    p.add_argument("--ds", required=True, type=ds_arg, help="run date YYYY-MM-DD of the partitions to read")
+    p.add_argument("--model-dir", default=None,
+                   help="teacher artifact directory (default: the newest <lake>/models/<ds>-*/teacher)")
+    p.add_argument("--output", default=None,
+                   help="metrics JSON to write (default: <model-dir>/evaluation-<ds>.json)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto = cuda when available, else cpu (all cores)")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="fp32",
+                   help="autocast dtype for encoding; fp32 by default so figures do not depend on hardware")
+    return p.parse_args(argv)
+
+
+def latest_artifact(lake: str, ds: str) -> Path:
+    root = Path(os.path.abspath(lake)) / "models"
+    found = sorted(root.glob(f"{parse_ds(ds)}-*/teacher"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise ArtifactError(f"no teacher artifact for ds={ds} under {root}; pass --model-dir")
+    return found[-1]
+
+
+def score_task(teacher: Teacher, task: RankingTask, vecs: torch.Tensor, lengths: np.ndarray,
+               cold_rows: np.ndarray, bf16: bool) -> dict:
+    ranked = rankings(teacher, task, vecs, lengths, bf16, k=20)
+    relevant = {int(u): r.tolist() for u, r in zip(task.user_ids, task.relevant)}
+    return metrics.evaluate(ranked, relevant, len(lengths), cold_rows.tolist())
+
+
+def evaluate_artifact(model_dir: str | Path, lake: str, ds: str, device: torch.device,
+                      bf16: bool = False) -> dict:
+    teacher, tokenizer, _ = load_teacher(model_dir, device)
+    catalogue = load_catalogue(lake, ds)
+    tokens = tokenize(tokenizer, catalogue.texts, teacher.cfg.max_item_tokens)
+    test = read_partition(lake, FEATURES_TEST, ds, ["user_id", "item_id"])
+    task = evaluation_task(lake, ds, catalogue, test)
+    cold_rows = np.flatnonzero(~np.isin(catalogue.item_ids, train_item_ids(lake, ds)))
+    vecs = item_vectors(teacher, text_from_tokens(teacher, tokens, device), catalogue.item_ids,
+                        tokens.lengths, device, bf16)
+    return {**score_task(teacher, task, vecs, tokens.lengths, cold_rows, bf16),
+            "catalogue_items": len(catalogue.item_ids), "cold_items": len(cold_rows),
+            "model_dir": str(model_dir), "ds": ds}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    device = resolve_device(args.device)
+    bf16 = use_bf16(args.precision, device)
+    model_dir = Path(args.model_dir) if args.model_dir else latest_artifact(args.lake, args.ds)
+    result = evaluate_artifact(model_dir, args.lake, args.ds, device, bf16)
+    output = Path(args.output) if args.output else model_dir / f"evaluation-{args.ds}.json"
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    for key in ("ndcg@10", "recall@20", "coverage@10", "cold_recall@20"):
+        print(f"{key:>15} {result[key]:.4f}")
+    print(f"{result['evaluated_users']} users, {result['cold_test_interactions']} cold test "
+          f"interactions; written to {output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

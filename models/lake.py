@@ -1,0 +1,60 @@
+"""Read lake tables with the `deltalake` package: no Spark, no JVM (GPU nodes have neither)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+
+from jobs.tables import Table
+
+
+def parse_ds(value: str) -> str:
+    """`YYYY-MM-DD` that is a real calendar date; argparse `type=` for every --ds flag."""
+    try:
+        parsed = dt.datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise ValueError(f"--ds must be a real date YYYY-MM-DD, got {value!r}") from None
+    # strptime accepts '2024-1-5'; partitions are written zero-padded, so demand the exact form.
+    if parsed.isoformat() != value:
+        raise ValueError(f"--ds must be zero-padded YYYY-MM-DD, got {value!r}")
+    return value
+
+
+def read_partition(
+    lake: str, table: Table, ds: str, columns: list[str] | None = None, allow_empty: bool = False
+) -> pa.Table:
+    """The rows of one `ds` partition of `table` (only `columns` when given)."""
+    path = table.path(lake)
+    if not DeltaTable.is_deltatable(path):
+        raise FileNotFoundError(f"{table.name}: no Delta table at {path}")
+    unknown = sorted(set(columns or ()) - set(table.column_names))
+    if unknown:
+        raise ValueError(f"{table.name} has no columns {unknown}")
+    rows = DeltaTable(path).to_pyarrow_table(filters=[("ds", "=", ds)], columns=columns)
+    if rows.num_rows == 0 and not allow_empty:
+        raise ValueError(f"{table.name} has no rows for ds={ds} at {path}")
+    return rows
+
+
+def padded_lists(column: pa.ChunkedArray | pa.Array, width: int, fill: int = -1) -> np.ndarray:
+    """array<long> column -> int64 matrix [rows, width]: the first `width` elements, then `fill`."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    lengths = pc.fill_null(pc.list_value_length(column), 0).to_numpy().astype(np.int64)
+    flat = pc.list_flatten(column).to_numpy(zero_copy_only=False).astype(np.int64)
+    starts = np.cumsum(lengths) - lengths
+    row = np.repeat(np.arange(len(lengths)), lengths)
+    pos = np.arange(len(flat)) - np.repeat(starts, lengths)
+    keep = pos < width
+    out = np.full((len(lengths), width), fill, dtype=np.int64)
+    out[row[keep], pos[keep]] = flat[keep]
+    return out
+
+
+def timestamps_us(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Timestamp column -> int64 microseconds since the epoch (UTC), whatever its unit/zone."""
+    return pc.cast(column, pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False)

@@ -1,0 +1,158 @@
+"""The student: what nightly scoring runs inside Spark, small and fast by design.
+
+item vector = normalise(mean of word embeddings of the item text + id_embedding[item])
+user vector = normalise(out(recency-weighted mean of the history item vectors))
+score       = user . item / temperature
+
+No transformer anywhere: an item's vector is a bag of its wordpiece embeddings (so an item
+nobody has touched still gets one from its text, and a new item needs only the tokenizer), and
+scoring a pair is one dot product. Item and user vectors are computed once per run and every
+candidate pair after that costs D multiply-adds. It learns from the teacher's scores
+(models/distill.py).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from models.artifact import ArtifactError, _refuse_pickle
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    vocab_size: int
+    pad_token_id: int
+    num_known_items: int
+    dim: int = 64
+    max_item_tokens: int = 32
+    max_history: int = 20
+    temperature: float = 0.05
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+class StudentItemTower(nn.Module):
+    def __init__(self, cfg: StudentConfig):
+        super().__init__()
+        # Padding is excluded from the mean, so short and long texts are on the same scale.
+        self.words = nn.EmbeddingBag(cfg.vocab_size, cfg.dim, mode="mean",
+                                     padding_idx=cfg.pad_token_id)
+        self.id_embedding = nn.Embedding(cfg.num_known_items + 1, cfg.dim, padding_idx=0)
+        nn.init.zeros_(self.id_embedding.weight)
+        self.register_buffer("known_item_ids", torch.zeros(cfg.num_known_items, dtype=torch.long))
+
+    def id_rows(self, item_ids: torch.Tensor) -> torch.Tensor:
+        """Raw item ids -> id embedding rows; 0 (a zero vector) for items unseen in training."""
+        known = self.known_item_ids
+        if known.numel() == 0:
+            return torch.zeros_like(item_ids)
+        pos = torch.searchsorted(known, item_ids).clamp(max=known.numel() - 1)
+        return torch.where(known[pos] == item_ids, pos + 1, torch.zeros_like(pos))
+
+    def forward(self, token_ids: torch.Tensor, id_rows: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.words(token_ids) + self.id_embedding(id_rows), dim=-1)
+
+
+class StudentUserTower(nn.Module):
+    def __init__(self, cfg: StudentConfig):
+        super().__init__()
+        # Zero logits start as a plain mean; training learns how much recency matters.
+        self.recency = nn.Parameter(torch.zeros(cfg.max_history))
+        self.out = nn.Linear(cfg.dim, cfg.dim)
+        nn.init.eye_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, history: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """history [B, L, D] item vectors, most recent first; mask [B, L] -> [B, D]."""
+        length = history.shape[1]
+        logits = self.recency[:length].expand(history.shape[0], length)
+        weights = logits.masked_fill(~mask.bool(), float("-inf")).softmax(-1).nan_to_num(0.0)
+        return F.normalize(self.out((weights.unsqueeze(-1) * history).sum(1)), dim=-1)
+
+
+class Student(nn.Module):
+    def __init__(self, cfg: StudentConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.items = StudentItemTower(cfg)
+        self.users = StudentUserTower(cfg)
+
+    def score(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """[U, D] x [I, D] -> [U, I]."""
+        return users @ items.T / self.cfg.temperature
+
+    def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Row-wise: [..., D] x [..., D] -> [...] (user i against item i)."""
+        return (users * items).sum(-1) / self.cfg.temperature
+
+    @torch.no_grad()
+    def item_vectors(self, token_ids: np.ndarray, item_ids: np.ndarray,
+                     batch_size: int = 65536) -> torch.Tensor:
+        out = []
+        for start in range(0, len(item_ids), batch_size):
+            ids = torch.as_tensor(item_ids[start:start + batch_size])
+            out.append(self.items(torch.as_tensor(token_ids[start:start + batch_size]),
+                                  self.items.id_rows(ids)))
+        return torch.cat(out) if out else torch.empty(0, self.cfg.dim)
+
+    @torch.no_grad()
+    def user_vectors(self, item_vecs: torch.Tensor, history_rows: np.ndarray,
+                     batch_size: int = 65536) -> torch.Tensor:
+        """history_rows [U, L] catalogue rows, most recent first, -1 padded -> [U, D]."""
+        history_rows = history_rows[:, : self.cfg.max_history]
+        out = []
+        for start in range(0, len(history_rows), batch_size):
+            rows = torch.as_tensor(history_rows[start:start + batch_size])
+            mask = rows >= 0
+            vecs = item_vecs[rows.clamp(min=0)] * mask.unsqueeze(-1)
+            out.append(self.users(vecs, mask))
+        return torch.cat(out) if out else torch.empty(0, self.cfg.dim)
+
+
+def save_student(student: Student, out_dir: str | Path, extra: dict | None = None) -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in student.state_dict().items()}
+    save_file(state, str(out / WEIGHTS), metadata={"format": "pt"})
+    config = {"format_version": FORMAT_VERSION, "student": student.cfg.to_json(), **(extra or {})}
+    (out / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return out
+
+
+def student_from_state(config: dict, state: dict[str, torch.Tensor]) -> Student:
+    """Rebuild from a config dict and a state dict (what scoring ships to workers)."""
+    student = Student(StudentConfig(**config["student"]))
+    student.load_state_dict(state, strict=True)
+    return student.eval()
+
+
+def load_student(model_dir: str | Path) -> tuple[Student, dict]:
+    path = Path(model_dir)
+    weights = path / WEIGHTS
+    if not weights.is_file():
+        raise ArtifactError(f"student artifact {path} has no {WEIGHTS}")
+    _refuse_pickle(weights)
+    try:
+        config = json.loads((path / CONFIG).read_text())
+        cfg = StudentConfig(**config["student"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ArtifactError(f"student config {path / CONFIG} is missing or invalid: {e}") from e
+    student = Student(cfg)
+    try:
+        student.load_state_dict(load_file(str(weights)), strict=True)
+    except Exception as e:  # safetensors raises several types for a corrupt file
+        raise ArtifactError(f"corrupt or mismatched student weights {weights}: {e}") from e
+    return student.eval(), config
