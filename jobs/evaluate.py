@@ -88,8 +88,13 @@ def als_top_k(train: DataFrame, k: int, params: AlsParams) -> DataFrame:
     return _top_unseen(recs, train, k)
 
 
-def ranking_metrics(top_k: DataFrame, test: DataFrame, catalogue_size: int) -> dict[str, float]:
-    """Protocol means over users with test interactions; a user with no list scores zero."""
+def ranking_metrics(top_k: DataFrame, test: DataFrame, catalogue_size: int,
+                    train: DataFrame | None = None) -> dict[str, float]:
+    """Protocol means over users with test interactions; a user with no list scores zero.
+
+    With `train`, also cold_recall@20: recall@20 restricted to test items that have no train
+    interaction, over the users that have such items (only text can surface them).
+    """
     ranked = (top_k.where(F.col("rank") <= RANKED_DEPTH)
               .groupBy("user_id")
               .agg(F.sort_array(F.collect_list(F.struct("rank", "item_id"))).alias("r"))
@@ -110,9 +115,19 @@ def ranking_metrics(top_k: DataFrame, test: DataFrame, catalogue_size: int) -> d
                   F.count(F.lit(1)).alias("users")).first())
     top_10_items = (top_k.where(F.col("rank") <= 10).join(relevant.select("user_id"), "user_id")
                     .select("item_id").distinct().count())
-    return {"ndcg@10": means["ndcg"], "recall@20": means["recall"],
-            "coverage@10": top_10_items / catalogue_size,
-            "evaluated_users": float(means["users"])}
+    result = {"ndcg@10": means["ndcg"], "recall@20": means["recall"],
+              "coverage@10": top_10_items / catalogue_size,
+              "evaluated_users": float(means["users"])}
+    if train is not None:
+        cold_test = test.join(train.select("item_id").distinct(), "item_id", "left_anti")
+        cold = (cold_test.groupBy("user_id").agg(F.collect_set("item_id").alias("relevant"))
+                .join(ranked, "user_id", "left")
+                .select(F.coalesce("ranked", F.array().cast("array<long>")).alias("ranked"),
+                        "relevant")
+                .select(user_metrics("ranked", "relevant").alias("m"))
+                .agg(F.avg("m.recall").alias("recall")).first())
+        result["cold_recall@20"] = cold["recall"] if cold["recall"] is not None else float("nan")
+    return result
 
 
 def metric_rows(model_version: str, model: str, values: dict[str, float]) -> list[tuple]:
@@ -181,7 +196,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> list[tuple]:
     rows = []
     if served is not None:
         # What nightly scoring wrote is what is measured: recs.top_k of the served student.
-        values = ranking_metrics(served, test, catalogue_size)
+        values = ranking_metrics(served, test, catalogue_size, train)
         log.info("student (recs.top_k): %s", values)
         rows += metric_rows(model_version, "student", values)
     teacher_dir = registry.models_root(args.lake) / model_version / "teacher"
@@ -196,7 +211,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> list[tuple]:
     baselines = {"popularity": lambda: popularity_top_k(train, users, RANKED_DEPTH),
                  "als": lambda: als_top_k(train, RANKED_DEPTH, AlsParams(rank=args.als_rank))}
     for name in args.baselines:
-        values = ranking_metrics(baselines[name](), test, catalogue_size)
+        values = ranking_metrics(baselines[name](), test, catalogue_size, train)
         log.info("%s: %s", name, values)
         rows += metric_rows(model_version, name, values)
 

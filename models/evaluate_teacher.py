@@ -22,10 +22,11 @@ from jobs.tables import FEATURES_TEST, LAKE_DEFAULT
 from models import metrics
 from models.artifact import ArtifactError, load_teacher
 from models.data import RankingTask, evaluation_task, load_catalogue, tokenize, train_item_ids
-from models.lake import parse_ds, read_partition
+from models.lake import read_partition
 from models.scoring import item_vectors, rankings, text_from_tokens
 from models.teacher import Teacher
-from models.runtime import HelpFormatter, ds_arg, resolve_device, use_bf16
+from jobs.args import run_date
+from models.runtime import HelpFormatter, resolve_device, use_bf16
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -33,7 +34,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m models.evaluate_teacher", description=__doc__,
         formatter_class=HelpFormatter)
     p.add_argument("--lake", default=LAKE_DEFAULT, help="lake root holding the Delta tables")
-    p.add_argument("--ds", required=True, type=ds_arg, help="run date YYYY-MM-DD of the partitions to read")
+    p.add_argument("--ds", required=True, type=run_date, help="run date YYYY-MM-DD of the partitions to read")
     p.add_argument("--model-dir", default=None,
                    help="teacher artifact directory (default: the newest <lake>/models/<ds>-*/teacher)")
     p.add_argument("--output", default=None,
@@ -47,7 +48,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def latest_artifact(lake: str, ds: str) -> Path:
     root = Path(os.path.abspath(lake)) / "models"
-    found = sorted(root.glob(f"{parse_ds(ds)}-*/teacher"), key=lambda p: p.stat().st_mtime)
+    found = sorted(root.glob(f"{ds}-*/teacher"), key=lambda p: p.stat().st_mtime)
     if not found:
         raise ArtifactError(f"no teacher artifact for ds={ds} under {root}; pass --model-dir")
     return found[-1]

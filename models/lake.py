@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 
 import numpy as np
 import pyarrow as pa
@@ -10,18 +9,6 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from jobs.tables import Table
-
-
-def parse_ds(value: str) -> str:
-    """`YYYY-MM-DD` that is a real calendar date; argparse `type=` for every --ds flag."""
-    try:
-        parsed = dt.datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
-        raise ValueError(f"--ds must be a real date YYYY-MM-DD, got {value!r}") from None
-    # strptime accepts '2024-1-5'; partitions are written zero-padded, so demand the exact form.
-    if parsed.isoformat() != value:
-        raise ValueError(f"--ds must be zero-padded YYYY-MM-DD, got {value!r}")
-    return value
 
 
 def read_partition(

@@ -7,7 +7,6 @@ import os
 
 import torch
 
-from models.lake import parse_ds
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -17,14 +16,6 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
         if action.default is None or "default" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
-
-
-def ds_arg(value: str) -> str:
-    """argparse `type=` for --ds: a real, zero-padded YYYY-MM-DD date."""
-    try:
-        return parse_ds(value)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def resolve_device(name: str) -> torch.device:

@@ -23,7 +23,8 @@ import torch
 from jobs.tables import LAKE_DEFAULT
 from models.artifact import build_teacher, default_base_model, save_teacher
 from models.data import load_catalogue, read_examples, tokenize, validation_task
-from models.runtime import HelpFormatter, ds_arg, resolve_device, use_bf16
+from jobs.args import run_date
+from models.runtime import HelpFormatter, resolve_device, use_bf16
 from models.training import FitResult, TrainOptions, fit
 
 TEACHER_DEFAULTS = {
@@ -40,7 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         formatter_class=HelpFormatter)
     io = p.add_argument_group("data and artifact")
     io.add_argument("--lake", default=LAKE_DEFAULT, help="lake root holding the Delta tables")
-    io.add_argument("--ds", required=True, type=ds_arg,
+    io.add_argument("--ds", required=True, type=run_date,
                     help="run date YYYY-MM-DD: the partition of features.training_examples and raw.items to read")
     io.add_argument("--base-model", default=None,
                     help="local Hugging Face BERT directory to start the item encoder from "

@@ -23,6 +23,19 @@ def test_metrics_follow_the_protocol_on_literal_lists(spark):
     assert got["recall@20"] == pytest.approx(0.5 / 2)
     assert got["coverage@10"] == pytest.approx(3 / 10)  # items 5, 3, 9 of evaluated users only
     assert got["evaluated_users"] == 2
+    assert "cold_recall@20" not in got
+
+
+def test_cold_recall_counts_only_items_without_train_interactions(spark):
+    top_k = spark.createDataFrame([(1, 1, 7, 0.9), (1, 2, 3, 0.8), (2, 1, 8, 0.5)],
+                                  "user_id long, rank int, item_id long, score double")
+    test = spark.createDataFrame([(1, 3), (1, 7), (1, 9), (2, 4)], "user_id long, item_id long")
+    train = spark.createDataFrame([(5, 3), (5, 4)], "user_id long, item_id long")
+
+    got = evaluate.ranking_metrics(top_k, test, catalogue_size=10, train=train)
+
+    # Cold test items: user 1 -> {7, 9}, 7 found: 1/2. User 2's item 4 has train data: not counted.
+    assert got["cold_recall@20"] == pytest.approx(0.5)
 
 
 def test_popularity_never_recommends_train_items(spark):
@@ -56,4 +69,4 @@ def test_synthetic_tastes_are_learnable_and_metrics_are_written(spark, tmp_path)
     ndcg = {model: value for _, model, metric, value in rows if metric == "ndcg@10"}
     assert ndcg["als"] > 1.3 * ndcg["popularity"]
     written = read_partition(spark, lake, RECS_EVAL_METRICS, DS).count()
-    assert written == len(rows) == 8
+    assert written == len(rows) == 10
