@@ -55,3 +55,20 @@ def setup_logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # py4j logs every gateway round trip at INFO.
     logging.getLogger("py4j").setLevel(logging.WARNING)
+
+
+def step_parser(prog: str, description: str, add_step_arguments) -> argparse.ArgumentParser:
+    """The parser of one Spark step: the common flags, then the step's own."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    add_common_args(parser)
+    add_step_arguments(parser)
+    return parser
+
+
+def run_spark_step(parser: argparse.ArgumentParser, run, argv: list[str] | None):
+    """`main(argv)` of every Spark step: parse, log, one SparkSession, run."""
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    from jobs.spark import get_spark
+
+    return run(get_spark(parser.prog.replace(" ", "-"), args.master), args)

@@ -21,7 +21,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from jobs.args import add_common_args, fraction, positive_int, setup_logging
+from jobs.args import fraction, positive_int, run_spark_step, step_parser
 from jobs.lake import read_partition, require_rows, write_partition
 from jobs.tables import (FEATURES_EXAMPLES, FEATURES_TEST, FEATURES_TRAIN, FEATURES_USER_HISTORY,
                          RAW_INTERACTIONS, RAW_ITEMS)
@@ -205,21 +205,13 @@ def add_step_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="recs build-training-set",
-        description="Split interactions, build leak-free histories and sampled negatives into "
-                    "features.* for one run date.")
-    add_common_args(parser)
-    add_step_arguments(parser)
-    return parser
+    return step_parser("recs build-training-set",
+                       "Split interactions, build leak-free histories and sampled negatives "
+                       "into features.* for one run date.", add_step_arguments)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = build_parser().parse_args(argv)
-    setup_logging(args.log_level)
-    from jobs.spark import get_spark
-
-    return run(get_spark("recs-build-training-set", args.master), args)
+    return run_spark_step(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from jobs import registry
-from jobs.args import add_common_args, positive_int, setup_logging
+from jobs.args import positive_int, run_spark_step, step_parser
 from jobs.lake import read_partition, require_rows, write_partition
 from jobs.tables import FEATURES_TEST, FEATURES_TRAIN, RAW_ITEMS, RECS_EVAL_METRICS, RECS_TOP_K
 from models import metrics
@@ -244,12 +244,10 @@ def add_step_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="recs evaluate",
-        description="Evaluate models and baselines on the held-out split into recs.eval_metrics "
-                    "and a report under <lake>/reports/<ds>/.")
-    add_common_args(parser)
-    add_step_arguments(parser)
+    parser = step_parser("recs evaluate",
+                         "Evaluate models and baselines on the held-out split into "
+                         "recs.eval_metrics and a report under <lake>/reports/<ds>/.",
+                         add_step_arguments)
     parser.add_argument("--model-version", default=None,
                         help="Version recorded with this run's metrics (default: the one in "
                              "recs.top_k for ds, else 'none').")
@@ -257,11 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> list[tuple]:
-    args = build_parser().parse_args(argv)
-    setup_logging(args.log_level)
-    from jobs.spark import get_spark
-
-    return run(get_spark("recs-evaluate", args.master), args)
+    return run_spark_step(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from jobs.args import add_common_args, positive_int, setup_logging
+from jobs.args import positive_int, run_spark_step, step_parser
 from jobs.lake import read_partition, require_rows, write_partition
 from jobs.tables import FEATURES_TRAIN, FEATURES_USER_HISTORY, RAW_ITEMS, RECS_CANDIDATES
 
@@ -117,22 +117,16 @@ def add_step_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="recs generate-candidates",
-        description="Write recs.candidates (user-item pairs to score) for one run date.")
-    add_common_args(parser)
-    add_step_arguments(parser)
+    parser = step_parser("recs generate-candidates",
+                         "Write recs.candidates (user-item pairs to score) for one run date.",
+                         add_step_arguments)
     parser.add_argument("--model-version", default=None,
                         help="First stage only: model whose towers rank items (default: current).")
     return parser
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = build_parser().parse_args(argv)
-    setup_logging(args.log_level)
-    from jobs.spark import get_spark
-
-    return run(get_spark("recs-generate-candidates", args.master), args)
+    return run_spark_step(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from jobs import synthetic
-from jobs.args import add_common_args, positive_int, setup_logging
+from jobs.args import positive_int, run_spark_step, step_parser
 from jobs.lake import write_partition
 from jobs.tables import RAW_INTERACTIONS, RAW_ITEMS, RAW_QUARANTINE
 
@@ -426,20 +426,12 @@ def add_step_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="recs ingest", description="Validate a source into raw.interactions, raw.items and "
-                                        "raw.quarantine for one run date.")
-    add_common_args(parser)
-    add_step_arguments(parser)
-    return parser
+    return step_parser("recs ingest", "Validate a source into raw.interactions, raw.items and "
+                       "raw.quarantine for one run date.", add_step_arguments)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = build_parser().parse_args(argv)
-    setup_logging(args.log_level)
-    from jobs.spark import get_spark
-
-    return run(get_spark("recs-ingest", args.master), args)
+    return run_spark_step(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

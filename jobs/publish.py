@@ -16,7 +16,7 @@ import sys
 from pyspark.sql import SparkSession
 
 from jobs import registry
-from jobs.args import add_common_args, setup_logging
+from jobs.args import run_spark_step, step_parser
 
 log = logging.getLogger(__name__)
 
@@ -36,23 +36,15 @@ def add_step_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="recs publish",
-        description="Publish gate: record in recs.model_registry whether a model version "
-                    "becomes the one nightly scoring uses.")
-    add_common_args(parser)
-    add_step_arguments(parser)
+    parser = step_parser("recs publish", "Publish gate: record in recs.model_registry whether a "
+                         "model version becomes the one nightly scoring uses.", add_step_arguments)
     parser.add_argument("--model-version", required=True,
                         help="Version under <lake>/models/ whose student to consider.")
     return parser
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = build_parser().parse_args(argv)
-    setup_logging(args.log_level)
-    from jobs.spark import get_spark
-
-    return run(get_spark("recs-publish", args.master), args)
+    return run_spark_step(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

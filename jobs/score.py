@@ -18,7 +18,7 @@ import numpy as np
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from jobs.args import add_common_args, positive_int, setup_logging
+from jobs.args import positive_int, run_spark_step, step_parser
 from jobs.lake import read_partition, require_rows, write_partition
 from jobs.registry import resolve_model_version, student_dir
 from jobs.tables import (FEATURES_USER_HISTORY, RAW_ITEMS, RECS_CANDIDATES, RECS_SCORES,
@@ -95,21 +95,12 @@ def add_step_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="recs score",
-        description="Score recs.candidates with the student in a pandas UDF into recs.scores "
-                    "and recs.top_k for one run date.")
-    add_common_args(parser)
-    add_step_arguments(parser)
-    return parser
+    return step_parser("recs score", "Score recs.candidates with the student in a pandas UDF "
+                       "into recs.scores and recs.top_k for one run date.", add_step_arguments)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = build_parser().parse_args(argv)
-    setup_logging(args.log_level)
-    from jobs.spark import get_spark
-
-    return run(get_spark("recs-score", args.master), args)
+    return run_spark_step(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -125,3 +125,24 @@ def test_first_stage_keeps_unseen_top_items_when_all_pairs_are_too_many(spark, s
     assert max(per_user) <= 6 and min(per_user) >= 4
     assert candidates.join(train, ["user_id", "item_id"]).count() == 0
     assert {r.source for r in candidates.select("source").distinct().collect()} == {"first_stage"}
+
+
+def test_a_failed_scoring_run_leaves_the_previous_partition_readable(spark, scored_lake):
+    from jobs.lake import write_partition
+
+    before = read_partition(spark, scored_lake, RECS_SCORES, DS).toPandas()
+    candidates = read_partition(spark, scored_lake, RECS_CANDIDATES, DS)
+    # An item with no vector makes the UDF raise part-way through writing the new partition.
+    poisoned = candidates.unionByName(spark.createDataFrame(
+        [(1, 999_999, "all")], "user_id long, item_id long, source string"))
+    write_partition(poisoned, scored_lake, RECS_CANDIDATES, DS)
+    try:
+        with pytest.raises(Exception, match="have no vector"):
+            score.run(spark, score.build_parser().parse_args(
+                ["--lake", scored_lake, "--ds", DS, "--model-version", "v1", "--k", "3"]))
+        after = read_partition(spark, scored_lake, RECS_SCORES, DS).toPandas()
+        key = ["user_id", "item_id"]
+        assert before.sort_values(key).reset_index(drop=True).equals(
+            after.sort_values(key).reset_index(drop=True))
+    finally:
+        write_partition(candidates.where("item_id != 999999"), scored_lake, RECS_CANDIDATES, DS)
