@@ -23,7 +23,9 @@ from models.teacher import Teacher
 @dataclass(frozen=True)
 class TrainOptions:
     batch_groups: int = 128  # example groups (one positive + its negatives) per step
-    epochs: float = 10.0  # early stopping usually ends the run sooner
+    # Measured on ml-latest-small: ~1.8 epochs with the learning rate decayed to zero tested
+    # better (NDCG@10 0.141) than 8 epochs stopped early on the validation tail (0.130).
+    epochs: float = 2.0
     max_steps: int | None = None  # caps epochs
     lr: float = 1e-3  # projection, id embeddings, user tower
     bert_lr: float = 5e-5  # trainable BERT layers: pretrained, so moved gently
