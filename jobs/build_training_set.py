@@ -82,6 +82,33 @@ def user_histories(train: DataFrame, items: DataFrame, history_length: int) -> D
                     "num_train_interactions"))
 
 
+def _negative_sampler(positives: set, popular_ids: np.ndarray, popular_cdf: np.ndarray, k: int):
+    """Draws k distinct popularity-weighted items outside `positives` per call.
+
+    Rejection sampling is cheap while positives are a small share of the popular items; when
+    they are most of them (heavy users, small catalogues) rejections would dominate, so the
+    draw is made from the renormalised complement instead.
+    """
+    allowed = ~np.isin(popular_ids, list(positives))
+    if allowed.sum() * 2 < len(popular_ids):
+        weights = np.diff(np.concatenate([[0.0], popular_cdf]))[allowed]
+        ids = popular_ids[allowed]
+        size = min(k, len(ids))
+        return lambda rng: (rng.choice(ids, size, replace=False, p=weights / weights.sum()).tolist()
+                            if size else [])
+
+    def reject(rng: np.random.Generator) -> list[int]:
+        chosen: list[int] = []
+        while len(chosen) < k:
+            draws = popular_ids[np.searchsorted(popular_cdf, rng.random(k * 2), side="right")]
+            for item in draws.tolist():
+                if item not in positives and item not in chosen and len(chosen) < k:
+                    chosen.append(item)
+        return chosen
+
+    return reject
+
+
 def sample_user_examples(user_id: int, item_ids: np.ndarray, seconds: np.ndarray,
                          popular_ids: np.ndarray, popular_cdf: np.ndarray,
                          spec: ExampleSpec) -> pd.DataFrame:
@@ -94,7 +121,7 @@ def sample_user_examples(user_id: int, item_ids: np.ndarray, seconds: np.ndarray
     """
     rng = np.random.default_rng([spec.seed, int(user_id)])
     n = len(item_ids)
-    positives = set(item_ids.tolist())
+    sampler = _negative_sampler(set(item_ids.tolist()), popular_ids, popular_cdf, spec.negatives)
     first_at_same_time = np.searchsorted(seconds, seconds, side="left")
     n_valid = max(1, int(np.floor(spec.valid_fraction * n))) if n >= MIN_INTERACTIONS_TO_EVALUATE else 0
     rows = []
@@ -105,16 +132,8 @@ def sample_user_examples(user_id: int, item_ids: np.ndarray, seconds: np.ndarray
         history = item_ids[max(0, end - spec.history_length):end][::-1]
         split = "valid" if position >= n - n_valid else "train"
         rows.append((position, item_ids[position], 1, seconds[position], split, history))
-        negatives: list[int] = []
-        chosen = set()
-        while len(negatives) < spec.negatives and len(positives) < len(popular_ids):
-            draws = popular_ids[np.searchsorted(popular_cdf, rng.random(spec.negatives * 2),
-                                                side="right")]
-            for item in draws.tolist():
-                if item not in positives and item not in chosen and len(negatives) < spec.negatives:
-                    chosen.add(item)
-                    negatives.append(item)
-        rows += [(position, item, 0, seconds[position], split, history) for item in negatives]
+        rows += [(position, item, 0, seconds[position], split, history)
+                 for item in sampler(rng)]
     return pd.DataFrame(rows, columns=["position", "item_id", "label", "target_seconds", "split",
                                        "history_item_ids"])
 

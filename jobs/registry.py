@@ -62,7 +62,7 @@ def resolve_model_version(spark: SparkSession, lake: str, requested: str | None)
     current = current_model(spark, lake)
     if current is None:
         raise FileNotFoundError(f"no published model in {RECS_MODEL_REGISTRY.path(lake)}: run "
-                                "`recs distill` and `recs evaluate`, or pass --model-version")
+                                "`recs distill` and `recs publish`, or pass --model-version")
     return current["model_version"]
 
 

@@ -1,0 +1,189 @@
+"""Data-quality gates between pipeline steps: `recs check --lake L --ds D [...]`.
+
+JVM-free on purpose: a gate runs between two Spark steps (in the Airflow worker, or in
+`recs backfill`), and reading a few Delta logs and Parquet footers with `deltalake` takes well
+under a second where starting Spark would take tens of seconds.
+
+Two checks, both for one `ds` partition:
+- `--max-quarantine-fraction F`: for each raw table, quarantined / (ingested + quarantined) rows
+  must not exceed F. Checked per table, because a catalogue that lost most of its items would
+  hide behind a large, healthy interaction log in one overall fraction.
+- `--require TABLE ...`: each table exists and has rows for `ds` (what the next step reads).
+
+A failure exits non-zero with one line per problem naming the table and the counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from dataclasses import dataclass
+
+from jobs.args import fraction, run_date, setup_logging
+from jobs.tables import BY_NAME, LAKE_DEFAULT, RAW_INTERACTIONS, RAW_ITEMS, RAW_QUARANTINE, Table
+
+log = logging.getLogger(__name__)
+
+# Raw tables whose rows ingest routes to raw.quarantine, by the quarantine's `source_table` value.
+# Quarantined `tags` rows have no ingested counterpart table (tags are folded into raw.items), so
+# they are logged by ingest but not gated.
+QUARANTINED_SOURCES = {RAW_INTERACTIONS.name: "interactions", RAW_ITEMS.name: "items"}
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What must hold after a pipeline step before the next one may start."""
+
+    require: tuple[str, ...]
+    check_quarantine: bool = False
+
+
+# After each step, the tables it must have left with rows for the steps (and SQL readers) after
+# it. The nightly DAG and `recs backfill` run a step's gate right after it; no entry, no gate.
+GATES = {
+    "ingest": Gate(require=(RAW_INTERACTIONS.name, RAW_ITEMS.name), check_quarantine=True),
+    "build-training-set": Gate(require=("features.train_interactions",
+                                        "features.training_examples",
+                                        "features.user_history")),
+    "generate-candidates": Gate(require=("recs.candidates",)),
+    "score": Gate(require=("recs.scores", "recs.top_k")),
+}
+
+DEFAULT_MAX_QUARANTINE_FRACTION = 0.05
+
+
+class QualityError(RuntimeError):
+    """A gate failed; the message has one line per problem."""
+
+
+def _dataset(lake: str, table: Table):
+    from deltalake import DeltaTable
+
+    path = table.path(lake)
+    if not DeltaTable.is_deltatable(path):
+        return None
+    return DeltaTable(path).to_pyarrow_dataset()
+
+
+def count_rows(lake: str, table: Table, ds: str) -> int | None:
+    """Rows of `table` in partition `ds`; None when the table does not exist."""
+    import pyarrow.compute as pc
+
+    dataset = _dataset(lake, table)
+    return None if dataset is None else dataset.count_rows(filter=pc.field("ds") == ds)
+
+
+def quarantined_by_source(lake: str, ds: str) -> dict[str, int] | None:
+    """Quarantined rows per `source_table` for `ds`; None when raw.quarantine does not exist."""
+    import pyarrow.compute as pc
+
+    dataset = _dataset(lake, RAW_QUARANTINE)
+    if dataset is None:
+        return None
+    column = dataset.to_table(columns=["source_table"], filter=pc.field("ds") == ds)["source_table"]
+    counts = pc.value_counts(column).to_pylist()
+    return {c["values"]: c["counts"] for c in counts}
+
+
+def problems(lake: str, ds: str, max_quarantine_fraction: float | None = None,
+             require: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """Every failed check for `ds`, one line each; empty when the gate passes."""
+    found = []
+    for name in require:
+        table = BY_NAME[name]
+        rows = count_rows(lake, table, ds)
+        if rows is None:
+            found.append(f"{name}: table does not exist at {table.path(lake)} "
+                         f"(run `recs {table.writer}` for ds={ds})")
+        elif rows == 0:
+            found.append(f"{name}: 0 rows for ds={ds}; the next step needs rows")
+        else:
+            log.info("%s: %d rows for ds=%s", name, rows, ds)
+    if max_quarantine_fraction is not None:
+        found += _quarantine_problems(lake, ds, max_quarantine_fraction)
+    return found
+
+
+def _quarantine_problems(lake: str, ds: str, limit: float) -> list[str]:
+    quarantined = quarantined_by_source(lake, ds)
+    if quarantined is None:
+        return [f"{RAW_QUARANTINE.name}: table does not exist at {RAW_QUARANTINE.path(lake)} "
+                f"(run `recs ingest` for ds={ds})"]
+    found = []
+    for name, source in QUARANTINED_SOURCES.items():
+        bad = quarantined.get(source, 0)
+        good = count_rows(lake, BY_NAME[name], ds) or 0
+        share = bad / (good + bad) if good + bad else 0.0
+        log.info("%s: %d ingested, %d quarantined (%.2f%%) for ds=%s", name, good, bad,
+                 100 * share, ds)
+        if share > limit:
+            found.append(f"{name}: {bad} of {good + bad} rows quarantined for ds={ds} "
+                         f"({share:.1%}), above the allowed {limit:.1%} "
+                         f"(reasons in {RAW_QUARANTINE.name})")
+    return found
+
+
+def check(lake: str, ds: str, max_quarantine_fraction: float | None = None,
+          require: tuple[str, ...] | list[str] = ()) -> None:
+    """Raise QualityError listing every problem, or return when the gate passes."""
+    found = problems(lake, ds, max_quarantine_fraction, require)
+    if found:
+        raise QualityError(f"quality gate failed for ds={ds}:\n  " + "\n  ".join(found))
+
+
+def check_step(lake: str, ds: str, step: str, max_quarantine_fraction: float) -> None:
+    """Run the gate that follows `step`, if it has one."""
+    gate = GATES.get(step)
+    if gate is not None:
+        check(lake, ds, max_quarantine_fraction if gate.check_quarantine else None, gate.require)
+
+
+def quarantine_limit(value: str) -> float:
+    """A fraction in [0, 1): 0 tolerates no quarantined row at all."""
+    if float(value) == 0.0:
+        return 0.0
+    return fraction(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recs check",
+        description="Data-quality gate for one run date, without Spark: fail (exit 1) when too "
+                    "many raw rows were quarantined or a table the next step needs is missing or "
+                    "empty. Each problem is printed naming the table and the counts.")
+    parser.add_argument("--lake", default=os.environ.get("RECS_LAKE", LAKE_DEFAULT),
+                        help="Root directory of the Delta lake (default: $RECS_LAKE or "
+                             "%(default)s).")
+    parser.add_argument("--ds", type=run_date, required=True,
+                        help="Run date YYYY-MM-DD whose partitions are checked.")
+    parser.add_argument("--max-quarantine-fraction", type=quarantine_limit, default=None,
+                        metavar="F",
+                        help="Fail when, for raw.interactions or raw.items, quarantined / "
+                             "(ingested + quarantined) rows at --ds exceeds F, e.g. 0.05 (default: "
+                             "not checked).")
+    parser.add_argument("--require", nargs="+", default=[], metavar="TABLE",
+                        choices=sorted(BY_NAME),
+                        help="Tables that must exist and have rows at --ds, any of: "
+                             + ", ".join(sorted(BY_NAME)) + ".")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="Log level (default: %(default)s); INFO logs every count checked.")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    if args.max_quarantine_fraction is None and not args.require:
+        build_parser().error("nothing to check: give --max-quarantine-fraction and/or --require")
+    try:
+        check(args.lake, args.ds, args.max_quarantine_fraction, args.require)
+    except QualityError as error:
+        raise SystemExit(f"recs check: {error}") from None
+    print(f"recs check: ds={args.ds} passed")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

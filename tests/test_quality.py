@@ -1,0 +1,117 @@
+"""`recs check`: the JVM-free quality gate, on small lakes written with deltalake."""
+
+import pyarrow as pa
+import pytest
+
+from jobs import cli, quality
+from jobs.tables import BY_NAME
+
+DS, OLD_DS = "2026-11-22", "2026-11-21"
+
+
+def write(lake, name, rows, columns):
+    from deltalake import write_deltalake
+
+    data = pa.Table.from_pylist(rows, schema=pa.schema(columns))
+    write_deltalake(BY_NAME[name].path(lake), data, partition_by=["ds"], mode="append")
+
+
+def raw_lake(lake, ds, interactions, items, quarantined):
+    """quarantined: {source_table: rows}."""
+    write(lake, "raw.interactions",
+          [{"ds": ds, "user_id": i, "item_id": 1} for i in range(interactions)],
+          [("ds", pa.string()), ("user_id", pa.int64()), ("item_id", pa.int64())])
+    write(lake, "raw.items", [{"ds": ds, "item_id": i, "title": "t"} for i in range(items)],
+          [("ds", pa.string()), ("item_id", pa.int64()), ("title", pa.string())])
+    write(lake, "raw.quarantine",
+          [{"ds": ds, "source_table": source, "reason": "invalid_user_id", "record": "{}"}
+           for source, n in quarantined.items() for _ in range(n)],
+          [("ds", pa.string()), ("source_table", pa.string()), ("reason", pa.string()),
+           ("record", pa.string())])
+
+
+def test_passes_within_the_threshold(lake):
+    raw_lake(lake, DS, interactions=95, items=10, quarantined={"interactions": 5})
+    quality.check(lake, DS, 0.05, ["raw.interactions", "raw.items"])
+
+
+def test_quarantine_over_threshold_names_the_table_and_counts(lake, capsys):
+    raw_lake(lake, DS, interactions=90, items=10, quarantined={"interactions": 10, "tags": 50})
+    with pytest.raises(SystemExit) as exit_info:
+        quality.main(["--lake", lake, "--ds", DS, "--max-quarantine-fraction", "0.05",
+                      "--require", "raw.items"])
+    message = str(exit_info.value.code)
+    assert message.startswith(f"recs check: quality gate failed for ds={DS}:")
+    assert (f"raw.interactions: 10 of 100 rows quarantined for ds={DS} (10.0%), above the "
+            "allowed 5.0%") in message
+    assert "raw.items" not in message  # 0 of 10 quarantined, and it has rows
+
+
+def test_each_raw_table_is_judged_on_its_own(lake):
+    """A big healthy log must not hide a catalogue that lost most of its items."""
+    raw_lake(lake, DS, interactions=10_000, items=4, quarantined={"items": 6})
+    assert quality.problems(lake, DS, 0.05) == [
+        f"raw.items: 6 of 10 rows quarantined for ds={DS} (60.0%), above the allowed 5.0% "
+        "(reasons in raw.quarantine)"]
+
+
+def test_zero_tolerates_no_quarantined_row(lake):
+    raw_lake(lake, DS, interactions=1000, items=10, quarantined={"interactions": 1})
+    assert len(quality.problems(lake, DS, 0.0)) == 1
+    assert quality.problems(lake, DS, 0.01) == []
+
+
+def test_only_the_given_ds_counts(lake):
+    raw_lake(lake, OLD_DS, interactions=1, items=1, quarantined={"interactions": 99})
+    raw_lake(lake, DS, interactions=100, items=10, quarantined={})
+    assert quality.problems(lake, DS, 0.05, ["raw.interactions"]) == []
+    assert len(quality.problems(lake, OLD_DS, 0.05)) == 1
+
+
+def test_missing_table_and_empty_partition_are_named(lake):
+    raw_lake(lake, OLD_DS, interactions=5, items=5, quarantined={})
+    found = quality.problems(lake, DS, None, ["raw.items", "features.user_history"])
+    missing = BY_NAME["features.user_history"].path(lake)
+    assert found == [
+        f"raw.items: 0 rows for ds={DS}; the next step needs rows",
+        f"features.user_history: table does not exist at {missing} "
+        f"(run `recs build-training-set` for ds={DS})",
+    ]
+
+
+def test_missing_quarantine_table_fails_the_quarantine_check(lake):
+    assert quality.problems(lake, DS, 0.05)[0].startswith("raw.quarantine: table does not exist")
+
+
+def test_passing_main_prints_and_exits_zero(lake, capsys):
+    raw_lake(lake, DS, interactions=10, items=10, quarantined={})
+    quality.main(["--lake", lake, "--ds", DS, "--require", "raw.interactions"])
+    assert f"ds={DS} passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, error", [
+    (["--ds", DS], "nothing to check"),
+    (["--ds", DS, "--require", "raw.nope"], "invalid choice"),
+    (["--ds", DS, "--max-quarantine-fraction", "1.5"], "between 0 and 1"),
+])
+def test_usage_errors(argv, error, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        quality.main(argv)
+    assert exit_info.value.code == 2
+    assert error in capsys.readouterr().err
+
+
+def test_every_flag_has_help():
+    assert [a.option_strings for a in quality.build_parser()._actions
+            if a.option_strings and not a.help] == []
+
+
+def test_gates_follow_steps_and_name_registry_tables():
+    assert set(quality.GATES) <= set(cli.SPARK_STEPS)
+    for gate in quality.GATES.values():
+        assert set(gate.require) <= set(BY_NAME)
+    assert set(quality.QUARANTINED_SOURCES) <= set(BY_NAME)
+
+
+def test_a_step_without_a_gate_passes(lake):
+    quality.check_step(lake, DS, "a-step-without-gate", 0.0)
