@@ -21,8 +21,13 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 demo: venv
 	$(VENV)/bin/recs run --holdout-fraction 0.2 --teacher-args "--epochs 2"
 
+# The Airflow tests set process-wide state (AIRFLOW_HOME is read once per process, and they
+# export fast-JVM Spark settings for their spark-submits), so they run in a process of their own,
+# apart from the suite's shared SparkSession.
+AIRFLOW_TESTS := tests/test_dags.py tests/test_backfill.py
 test: venv
-	$(PY) -m pytest
+	$(PY) -m pytest $(addprefix --ignore=,$(AIRFLOW_TESTS))
+	$(PY) -m pytest $(AIRFLOW_TESTS)
 
 docs: venv
 	$(PY) -m jobs.tables > docs/TABLES.md
