@@ -19,7 +19,7 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import Asset, task
 
 from jobs.quality import DEFAULT_MAX_QUARANTINE_FRACTION, GATES
-from jobs.spark import _extra_conf_from_env, delta_submit_args
+from jobs.spark import delta_submit_args, extra_conf_from_env
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -63,7 +63,7 @@ def spark_step(step: str, flags: list[str] | tuple[str, ...] = (),
     packages = ",".join(value for flag, value in pairs if flag == "--packages")
     conf = dict(value.split("=", 1) for flag, value in pairs if flag == "--conf")
     # RECS_SPARK_CONF is read when this file is parsed: the keys of `conf` are fixed then.
-    conf.update(_extra_conf_from_env())
+    conf.update(extra_conf_from_env())
     return SparkSubmitOperator(
         task_id=task_id(step),
         conn_id="spark_default",

@@ -8,14 +8,19 @@ CronDataIntervalTimetable; it would make ds lag a day behind our jobs' meaning o
 A backfill or manual run for date D produces exactly what the 02:00 run of D would.
 
 **Steps.** One line each in `NIGHTLY_STEPS`; the gate after a step is `jobs.quality.GATES`.
-ingest -> build-training-set -> generate-candidates -> score, scoring with the model that
-recs.model_registry says is current (published by the recs_training DAG, whose asset `score`
-lists as an inlet). `evaluate` is not nightly: it needs a held-out split, which nightly mode does
-not build (`recs run` skips it the same way); it runs with `--holdout-fraction`, e.g. through
-`recs backfill --steps ...,evaluate`. See docs/AIRFLOW.md.
+ingest -> build-training-set -> generate-candidates -> score -> evaluate, scoring with the model
+that recs.model_registry says is current (published by the recs_training DAG, whose asset
+`score` lists as an inlet; publishing, the "not worse than the current model" gate, happens
+there, where model versions are born).
+
+**Evaluation runs.** `evaluate` follows ../shared/EVALUATION.md, so it needs each user's last
+interactions held out of training: param `holdout_fraction` (0, the default, is nightly mode:
+train on everything, and `is_evaluation_run` skips evaluate). A run with e.g. 0.2 builds the
+protocol split and scores from the truncated histories: run it in an evaluation deployment (its
+own `recs_lake`), not over the lake that serves recommendations.
 
 **Params** (per run: `airflow dags trigger recs_nightly -c '{"source": "movielens", ...}'`)
-choose the ingest source and the quarantine threshold. **Variables** (`recs_lake`,
+choose the ingest source, the quarantine threshold and the holdout. **Variables** (`recs_lake`,
 `recs_jobs_dir`, `recs_pyspark_python`) and the `spark_default` connection say where things are.
 """
 
@@ -24,7 +29,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, CronTriggerTimetable, Param, chain
+from airflow.sdk import DAG, CronTriggerTimetable, Param, chain, task
 
 from jobs.quality import DEFAULT_MAX_QUARANTINE_FRACTION
 from recs_common import DEFAULT_ARGS, MODEL_ASSET, quality_gate, spark_step
@@ -41,14 +46,26 @@ INGEST_FLAGS = [
 # timeout, any operator argument such as inlets).
 NIGHTLY_STEPS = [
     {"step": "ingest", "flags": INGEST_FLAGS, "timeout": timedelta(hours=1)},
-    {"step": "build-training-set", "timeout": timedelta(hours=2)},
+    {"step": "build-training-set", "timeout": timedelta(hours=2),
+     "flags": ["--holdout-fraction", "{{ params.holdout_fraction }}"]},
     {"step": "generate-candidates", "timeout": timedelta(hours=1)},
     {"step": "score", "timeout": timedelta(hours=3), "inlets": [MODEL_ASSET]},
 ]
+EVALUATE_STEP = {"step": "evaluate", "timeout": timedelta(hours=2)}
+
+
+@task.short_circuit(task_id="is_evaluation_run", execution_timeout=timedelta(minutes=5))
+def is_evaluation_run(params: dict | None = None) -> bool:
+    """Go on to evaluate only when this run held out a test split (params.holdout_fraction > 0)."""
+    fraction = float((params or {}).get("holdout_fraction") or 0)
+    if fraction == 0:
+        print("nightly mode (holdout_fraction 0): nothing held out, evaluate skipped")
+    return fraction > 0
 
 with DAG(
     dag_id="recs_nightly",
-    description="ingest -> features -> candidates -> score, each gated, for ds = the run's day",
+    description="ingest -> features -> candidates -> score (-> evaluate), each gated, for ds = "
+                "the run's day",
     doc_md=__doc__,
     schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
@@ -72,6 +89,11 @@ with DAG(
         "synthetic_interactions": Param(40, type="integer", minimum=1,
                                         description="Synthetic source: mean interactions per "
                                                     "user."),
+        "holdout_fraction": Param(0, type="number", minimum=0, exclusiveMaximum=1,
+                                  description="0: nightly mode. F > 0: evaluation run, holding "
+                                              "out each user's last max(1, floor(F*n)) "
+                                              "interactions (../shared/EVALUATION.md uses 0.2) "
+                                              "and evaluating after scoring."),
         "max_quarantine_fraction": Param(DEFAULT_MAX_QUARANTINE_FRACTION, type="number",
                                          minimum=0, maximum=1,
                                          description="Fail the run when a raw table loses more "
@@ -80,8 +102,6 @@ with DAG(
 ) as dag:
     tasks = []
     for spec in NIGHTLY_STEPS:
-        tasks.append(spark_step(**spec))
-        gate = quality_gate(spec["step"])
-        if gate is not None:
-            tasks.append(gate)
-    chain(*tasks)
+        tasks += [spark_step(**spec), quality_gate(spec["step"])]
+    tasks += [is_evaluation_run(), spark_step(**EVALUATE_STEP), quality_gate("evaluate")]
+    chain(*[t for t in tasks if t is not None])

@@ -35,6 +35,14 @@ def fraction(value: str) -> float:
     return number
 
 
+def holdout_fraction(value: str) -> float | None:
+    """`--holdout-fraction`: a fraction for evaluation mode, or 0 for nightly mode (no holdout).
+
+    0 exists so that a scheduler can pass the flag on every run and choose the mode by value.
+    """
+    return None if float(value) == 0 else fraction(value)
+
+
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lake", default=os.environ.get("RECS_LAKE", LAKE_DEFAULT),

@@ -21,14 +21,15 @@ import sys
 
 from jobs.args import run_date, setup_logging
 from jobs.quality import DEFAULT_MAX_QUARANTINE_FRACTION, QualityError, check_step, quarantine_limit
-from jobs.spark import _extra_conf_from_env, delta_submit_args
+from jobs.spark import delta_submit_args, extra_conf_from_env
 from jobs.tables import LAKE_DEFAULT
 
 log = logging.getLogger(__name__)
 
-# What the nightly DAG runs (a test keeps the two equal). `--steps` may add evaluate (with
-# --holdout-fraction); publish decides about a model version, not a date's data.
-DEFAULT_STEPS = ("ingest", "build-training-set", "generate-candidates", "score")
+# What the nightly DAG runs (a test keeps the two equal); evaluate runs only in evaluation mode
+# (--holdout-fraction F > 0), as in the DAG. publish decides about a model version, not a
+# date's data, so it is not a per-date step.
+DEFAULT_STEPS = ("ingest", "build-training-set", "generate-candidates", "score", "evaluate")
 
 
 def spark_steps() -> dict:
@@ -70,7 +71,7 @@ def default_spark_submit() -> str:
 
 
 def submit_command(args: argparse.Namespace, step: str, ds: str, python: str) -> list[str]:
-    extra_conf = [item for key, value in _extra_conf_from_env().items()
+    extra_conf = [item for key, value in extra_conf_from_env().items()
                   for item in ("--conf", f"{key}={value}")]
     script = spark_steps()[step].__file__
     return [args.spark_submit, "--master", args.master, *delta_submit_args(python), *extra_conf,
@@ -84,6 +85,10 @@ def run(args: argparse.Namespace) -> list[tuple[str, str]]:
     done: list[tuple[str, str]] = []
     for ds in dates(args.from_date, args.to_date):
         for step in args.steps:
+            if step == "evaluate" and args.holdout_fraction is None:
+                log.info("backfill ds=%s: nightly mode (no --holdout-fraction), evaluate skipped",
+                         ds)
+                continue
             command = submit_command(args, step, ds, python)
             if args.dry_run:
                 print(shlex.join(command))

@@ -21,7 +21,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from jobs.args import fraction, positive_int, run_spark_step, step_parser
+from jobs.args import fraction, holdout_fraction, positive_int, run_spark_step, step_parser
 from jobs.lake import read_partition, require_rows, write_partition
 from jobs.tables import (FEATURES_EXAMPLES, FEATURES_TEST, FEATURES_TRAIN, FEATURES_USER_HISTORY,
                          RAW_INTERACTIONS, RAW_ITEMS)
@@ -208,10 +208,10 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
 
 
 def add_step_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--holdout-fraction", type=fraction, default=None,
+    parser.add_argument("--holdout-fraction", type=holdout_fraction, default=None, metavar="F",
                         help="Evaluation mode: hold out each user's last max(1, floor(F*n)) "
-                             "interactions (users with >= 5) as test, e.g. 0.2. Omit for nightly "
-                             "mode: train on every interaction before --ds.")
+                             "interactions (users with >= 5) as test, e.g. 0.2. Omit it, or "
+                             "give 0, for nightly mode: train on every interaction before --ds.")
     parser.add_argument("--history-length", type=positive_int, default=ExampleSpec.history_length,
                         help="Most recent items kept as history (default: %(default)s).")
     parser.add_argument("--negatives", type=positive_int, default=ExampleSpec.negatives,

@@ -29,7 +29,8 @@ SPARK_STEPS = {
 MODEL_STEPS = {"train-teacher": "models.train_teacher", "distill": "models.distill"}
 PIPELINE = ["ingest", "build-training-set", "train-teacher", "distill", "publish",
             "generate-candidates", "score", "evaluate"]
-EXTRA_COMMANDS = {"sql": "jobs.sql", "backfill": "jobs.backfill", "check": "jobs.quality"}
+EXTRA_COMMANDS = {"sql": "jobs.sql", "backfill": "jobs.backfill", "check": "jobs.quality",
+                  "package": "jobs.package"}
 
 
 def run_parser() -> argparse.ArgumentParser:

@@ -27,8 +27,22 @@ from jobs.tables import FEATURES_TRAIN, FEATURES_USER_HISTORY, RAW_ITEMS, RECS_C
 log = logging.getLogger(__name__)
 
 
-def all_unseen_pairs(users: DataFrame, items: DataFrame, seen: DataFrame) -> DataFrame:
-    return (users.crossJoin(items)
+# Pairs per task when candidates are generated and scored: bounds a task's work and memory while
+# keeping per-task overhead small.
+PAIRS_PER_PARTITION = 2_000_000
+
+
+def pair_partitions(pairs: int, cores: int) -> int:
+    """Enough partitions for `pairs`, a multiple of `cores` so no core idles on the last wave."""
+    waves = -(-pairs // (PAIRS_PER_PARTITION * cores))
+    return max(1, waves) * cores
+
+
+def all_unseen_pairs(users: DataFrame, items: DataFrame, seen: DataFrame,
+                     partitions: int) -> DataFrame:
+    # The cross join streams the users side and keeps its partitioning; a few hundred user rows
+    # would otherwise sit in one partition and put every pair on one core.
+    return (users.repartition(partitions).crossJoin(F.broadcast(items))
             .join(seen, ["user_id", "item_id"], "left_anti")
             .withColumn("source", F.lit("all")))
 
@@ -79,7 +93,9 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     n_users, n_items = users.count(), items.count()
 
     if n_users * n_items <= args.max_pairs:
-        write_partition(all_unseen_pairs(users, items, seen), args.lake, RECS_CANDIDATES, args.ds)
+        partitions = pair_partitions(n_users * n_items, spark.sparkContext.defaultParallelism)
+        write_partition(all_unseen_pairs(users, items, seen, partitions), args.lake,
+                        RECS_CANDIDATES, args.ds)
     else:
         from jobs.registry import resolve_model_version, student_dir
         from jobs.score import scoring_state

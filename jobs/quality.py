@@ -49,6 +49,7 @@ GATES = {
                                         "features.user_history")),
     "generate-candidates": Gate(require=("recs.candidates",)),
     "score": Gate(require=("recs.scores", "recs.top_k")),
+    "evaluate": Gate(require=("recs.eval_metrics",)),
 }
 
 DEFAULT_MAX_QUARANTINE_FRACTION = 0.05

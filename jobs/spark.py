@@ -4,7 +4,8 @@ Three ways in, one session shape:
 - `recs <step>` / `python jobs/<step>.py`: we start the JVM ourselves, `local[*]` unless
   `--master` says otherwise, and Delta's jars come from Maven through `spark.jars.packages`.
 - `spark-submit jobs/<step>.py`: spark-submit already started the JVM with its own master and
-  `--packages`; we only attach to it (see `DELTA_SUBMIT_ARGS` for what to pass).
+  `--packages`; we attach to it (see `delta_submit_args` for what to pass), and on a local
+  master give it the SQL settings of LOCAL_DEFAULTS it was not given.
 - tests: the same builder, UI off, few shuffle partitions.
 """
 
@@ -36,6 +37,8 @@ LOCAL_DEFAULTS = {
     "spark.driver.memory": "4g",
     "spark.ui.showConsoleProgress": "false",
 }
+# SQL and Delta settings apply to a running session; the rest are fixed when the JVM starts.
+RUNTIME_SETTABLE = ("spark.sql.", "spark.databricks.delta.")
 
 
 def delta_submit_args(python: str | None = None) -> list[str]:
@@ -48,13 +51,26 @@ def delta_submit_args(python: str | None = None) -> list[str]:
     return args
 
 
-def _extra_conf_from_env() -> dict[str, str]:
+def extra_conf_from_env() -> dict[str, str]:
     raw = os.environ.get("RECS_SPARK_CONF", "").strip()
     pairs = [item.split("=", 1) for item in raw.split(",") if item.strip()]
     bad = [p for p in pairs if len(p) != 2]
     if bad:
         raise ValueError(f"RECS_SPARK_CONF must be 'key=value,key=value', got {raw!r}")
     return {k.strip(): v.strip() for k, v in pairs}
+
+
+def apply_local_sql_defaults(spark) -> None:
+    """LOCAL_DEFAULTS that can change in a running session, unless spark-submit set them.
+
+    A local spark-submit (Airflow's spark_default on one machine, `recs backfill`) would otherwise
+    run with cluster-sized defaults, e.g. 200 shuffle partitions and 50 for every Delta log read,
+    which cost tens of seconds per job on this project's data.
+    """
+    submitted = spark.sparkContext.getConf()
+    for key, value in LOCAL_DEFAULTS.items():
+        if key.startswith(RUNTIME_SETTABLE) and not submitted.contains(key):
+            spark.conf.set(key, value)
 
 
 def started_by_spark_submit() -> bool:
@@ -76,13 +92,15 @@ def get_spark(app_name: str = "recs", master: str | None = None, ui: bool | None
         for key, value in DELTA_CONF.items():
             builder = builder.config(key, value)
         spark = builder.getOrCreate()
+        if spark.sparkContext.master.startswith("local"):
+            apply_local_sql_defaults(spark)
     else:
         builder = builder.master(master or os.environ.get("RECS_SPARK_MASTER", "local[*]"))
         conf = {**LOCAL_DEFAULTS, **DELTA_CONF}
         if ui is None:
             ui = os.environ.get("RECS_SPARK_UI", "1") != "0"
         conf["spark.ui.enabled"] = "true" if ui else "false"
-        conf.update(_extra_conf_from_env())
+        conf.update(extra_conf_from_env())
         for key, value in conf.items():
             builder = builder.config(key, value)
         spark = configure_spark_with_delta_pip(builder).getOrCreate()

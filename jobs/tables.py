@@ -11,7 +11,7 @@ and a test keeps the two in step, so the documented contract cannot drift from t
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 LAKE_DEFAULT = "./lake"
 

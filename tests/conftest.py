@@ -39,3 +39,46 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding=encoding)
     return str(path)
+
+
+def small_scoring_lake(spark, lake: str, ds: str, users: int, items: int) -> str:
+    """Synthetic raw tables and nightly-mode features (5-item histories, 1 negative) for ds."""
+    from jobs import build_training_set, ingest
+
+    ingest.run(spark, ingest.build_parser().parse_args(
+        ["--lake", lake, "--ds", ds, "--synthetic-users", str(users), "--synthetic-items",
+         str(items), "--synthetic-interactions", "6"]))
+    build_training_set.run(spark, build_training_set.build_parser().parse_args(
+        ["--lake", lake, "--ds", ds, "--history-length", "5", "--negatives", "1"]))
+    return lake
+
+
+def make_student(lake: str, version: str, known_items: list[int], seed: int,
+                 valid_ndcg: float = 0.1) -> str:
+    """A tiny random student artifact (8-dim towers, the synthetic genre words as vocabulary)."""
+    import json
+
+    import torch
+    from transformers import BertTokenizerFast
+
+    from jobs import registry
+    from jobs.synthetic import GENRE_VOCABULARY
+    from models.student import Student, StudentConfig, save_student
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
+             *sorted({w for genre in GENRE_VOCABULARY.values() for w in genre})]
+    out = registry.models_root(lake) / version / "student"
+    out.mkdir(parents=True)
+    (out / "vocab.txt").write_text("\n".join(words) + "\n")
+    tokenizer = BertTokenizerFast.from_pretrained(str(out))
+    torch.manual_seed(seed)
+    student = Student(StudentConfig(vocab_size=len(words), pad_token_id=0,
+                                    num_known_items=len(known_items), dim=8, max_item_tokens=12,
+                                    max_history=5))
+    with torch.no_grad():
+        student.items.id_embedding.weight.normal_()
+        student.items.known_item_ids.copy_(torch.as_tensor(sorted(known_items)))
+    save_student(student, out)
+    tokenizer.save_pretrained(str(out))
+    (out / "metrics.json").write_text(json.dumps({"best_valid_ndcg@10": valid_ndcg}))
+    return version

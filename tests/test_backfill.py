@@ -53,6 +53,16 @@ def test_every_date_runs_the_nightly_steps_in_pipeline_order(lake, capsys, monke
         assert ("--negatives" in args) == (job == "build_training_set.py")
 
 
+def test_evaluate_runs_by_default_only_in_evaluation_mode(capsys):
+    nightly = planned(["--from", D1, "--to", D1], capsys)
+    evaluation = planned(["--from", D1, "--to", D1, "--holdout-fraction", "0.2"], capsys)
+    assert "evaluate.py" not in [job_and_args(c)[0] for c in nightly]
+    assert [job_and_args(c)[0] for c in evaluation][-1] == "evaluate.py"
+    assert job_and_args(evaluation[1])[1][-2:] == ["--holdout-fraction", "0.2"]
+    zero = planned(["--from", D1, "--to", D1, "--holdout-fraction", "0"], capsys)
+    assert [job_and_args(c)[0] for c in zero] == [job_and_args(c)[0] for c in nightly]
+
+
 def test_steps_subset_keeps_pipeline_order(capsys):
     commands = planned(["--from", D1, "--to", D1, "--steps", "evaluate,build-training-set,ingest",
                         "--holdout-fraction", "0.2", "--baselines", "popularity"], capsys)

@@ -51,6 +51,19 @@ def test_run_accepts_every_step_flag():
     assert (args.synthetic_users, args.holdout_fraction, args.negatives) == (5, 0.2, 2)
 
 
+@pytest.mark.parametrize("value, expected", [("0", None), ("0.0", None), ("0.2", 0.2)])
+def test_holdout_fraction_zero_means_nightly_mode(value, expected):
+    args = build_training_set.build_parser().parse_args(["--holdout-fraction", value])
+    assert args.holdout_fraction == expected
+
+
+@pytest.mark.parametrize("value", ["1", "-0.1", "1.5"])
+def test_holdout_fraction_rejects_non_fractions(value, capsys):
+    with pytest.raises(SystemExit):
+        build_training_set.build_parser().parse_args(["--holdout-fraction", value])
+    assert "fraction strictly between 0 and 1" in capsys.readouterr().err
+
+
 def test_tables_doc_matches_the_code():
     with open(REPO / "docs" / "TABLES.md") as doc:
         assert doc.read() == markdown(), "docs/TABLES.md is stale: run `make docs`"

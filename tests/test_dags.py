@@ -17,7 +17,7 @@ import pytest
 
 from jobs import backfill, cli, ingest
 from jobs.spark import DELTA_PACKAGE
-from tests.conftest import REPO
+from tests.conftest import REPO, make_student
 from tests.test_backfill import SMALL_SPARK
 
 BIN = Path(sys.executable).parent
@@ -83,7 +83,8 @@ def chain_of(*task_ids):
 def test_nightly_graph(dagbag):
     assert edges(dagbag.dags["recs_nightly"]) == chain_of(
         "ingest", "check_ingest", "build_training_set", "check_build_training_set",
-        "generate_candidates", "check_generate_candidates", "score", "check_score")
+        "generate_candidates", "check_generate_candidates", "score", "check_score",
+        "is_evaluation_run", "evaluate", "check_evaluate")
 
 
 def test_training_graph(dagbag):
@@ -209,7 +210,6 @@ def test_airflow_backfill_maps_dates_to_ds(airflow_db):
 def publish_tiny_model(spark, lake):
     """What the training DAG leaves behind, made tiny: a published student knowing every item."""
     from jobs import registry
-    from tests.test_scoring import make_student
 
     make_student(lake, "v1", known_items=list(range(1, TINY["synthetic_items"] + 1)), seed=1)
     registry.publish(spark, lake, PUBLISHED_DS, "v1", tolerance=0.0)

@@ -1,49 +1,20 @@
-import json
 
 import numpy as np
 import pytest
-import torch
-from transformers import BertTokenizerFast
 
-from jobs import build_training_set, generate_candidates, ingest, registry, score
+from jobs import build_training_set, generate_candidates, registry, score
 from jobs.lake import read_partition
-from jobs.synthetic import GENRE_VOCABULARY
 from jobs.tables import RECS_CANDIDATES, RECS_MODEL_REGISTRY, RECS_SCORES, RECS_TOP_K
-from models.student import Student, StudentConfig, save_student
+from tests.conftest import make_student, small_scoring_lake
 from udfs.scoring import ScoringState
 
 DS = "2026-11-22"
-WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
-         *sorted({w for words in GENRE_VOCABULARY.values() for w in words})]
-
-
-def make_student(lake: str, version: str, known_items: list[int], seed: int,
-                 valid_ndcg: float = 0.1) -> str:
-    out = registry.models_root(lake) / version / "student"
-    out.mkdir(parents=True)
-    (out / "vocab.txt").write_text("\n".join(WORDS) + "\n")
-    tokenizer = BertTokenizerFast.from_pretrained(str(out))
-    torch.manual_seed(seed)
-    student = Student(StudentConfig(vocab_size=len(WORDS), pad_token_id=0,
-                                    num_known_items=len(known_items), dim=8, max_item_tokens=12,
-                                    max_history=5))
-    with torch.no_grad():
-        student.items.id_embedding.weight.normal_()
-        student.items.known_item_ids.copy_(torch.as_tensor(sorted(known_items)))
-    save_student(student, out)
-    tokenizer.save_pretrained(str(out))
-    (out / "metrics.json").write_text(json.dumps({"best_valid_ndcg@10": valid_ndcg}))
-    return version
 
 
 @pytest.fixture(scope="module")
 def scored_lake(spark, tmp_path_factory):
-    lake = str(tmp_path_factory.mktemp("scoring") / "lake")
-    ingest.run(spark, ingest.build_parser().parse_args(
-        ["--lake", lake, "--ds", DS, "--synthetic-users", "12", "--synthetic-items", "30",
-         "--synthetic-interactions", "6"]))
-    build_training_set.run(spark, build_training_set.build_parser().parse_args(
-        ["--lake", lake, "--ds", DS, "--history-length", "5", "--negatives", "1"]))
+    lake = small_scoring_lake(spark, str(tmp_path_factory.mktemp("scoring") / "lake"), DS,
+                              users=12, items=30)
     make_student(lake, "v1", known_items=list(range(1, 21)), seed=1)
     generate_candidates.run(spark, generate_candidates.build_parser().parse_args(
         ["--lake", lake, "--ds", DS]))
