@@ -63,9 +63,9 @@ def tower_top_n(users_with_seen: DataFrame, shared, n: int) -> DataFrame:
     def top(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         import torch
 
-        from udfs.scoring import _set_threads
+        from udfs.scoring import set_torch_threads
 
-        _set_threads()
+        set_torch_threads()
         state = shared.get()
         for frame in frames:
             user_rows = state.rows(frame["user_id"].to_numpy(np.int64), state.user_ids, "users")

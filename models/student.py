@@ -20,14 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
-from models.safe_weights import ArtifactError, refuse_pickle
-
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
-FORMAT_VERSION = 1
+from models.item_ids import known_id_rows
+from models.safe_weights import CONFIG, FORMAT_VERSION, WEIGHTS, ArtifactError, read_artifact
 
 
 @dataclass(frozen=True)
@@ -55,12 +52,7 @@ class StudentItemTower(nn.Module):
         self.register_buffer("known_item_ids", torch.zeros(cfg.num_known_items, dtype=torch.long))
 
     def id_rows(self, item_ids: torch.Tensor) -> torch.Tensor:
-        """Raw item ids -> id embedding rows; 0 (a zero vector) for items unseen in training."""
-        known = self.known_item_ids
-        if known.numel() == 0:
-            return torch.zeros_like(item_ids)
-        pos = torch.searchsorted(known, item_ids).clamp(max=known.numel() - 1)
-        return torch.where(known[pos] == item_ids, pos + 1, torch.zeros_like(pos))
+        return known_id_rows(self.known_item_ids, item_ids)
 
     def forward(self, token_ids: torch.Tensor, id_rows: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.words(token_ids) + self.id_embedding(id_rows), dim=-1)
@@ -141,18 +133,10 @@ def student_from_state(config: dict, state: dict[str, torch.Tensor]) -> Student:
 
 def load_student(model_dir: str | Path) -> tuple[Student, dict]:
     path = Path(model_dir)
-    weights = path / WEIGHTS
-    if not weights.is_file():
-        raise ArtifactError(f"student artifact {path} has no {WEIGHTS}")
-    refuse_pickle(weights)
-    try:
-        config = json.loads((path / CONFIG).read_text())
-        cfg = StudentConfig(**config["student"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ArtifactError(f"student config {path / CONFIG} is missing or invalid: {e}") from e
+    config, cfg, state = read_artifact(path, "student", lambda section: StudentConfig(**section))
     student = Student(cfg)
     try:
-        student.load_state_dict(load_file(str(weights)), strict=True)
-    except Exception as e:  # safetensors raises several types for a corrupt file
-        raise ArtifactError(f"corrupt or mismatched student weights {weights}: {e}") from e
+        student.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ArtifactError(f"weights {path / WEIGHTS} do not match {path / CONFIG}: {e}") from e
     return student.eval(), config

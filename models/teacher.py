@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import BertConfig, BertModel
 
+from models.item_ids import known_id_rows
+
 
 @dataclass(frozen=True)
 class TeacherConfig:
@@ -120,12 +122,7 @@ class ItemTower(nn.Module):
         return self.combine(self.text(input_ids, mask), id_rows)
 
     def id_rows(self, item_ids: torch.Tensor) -> torch.Tensor:
-        """Raw item ids -> id embedding rows; 0 for items unseen in training."""
-        known = self.known_item_ids
-        if known.numel() == 0:
-            return torch.zeros_like(item_ids)
-        pos = torch.searchsorted(known, item_ids).clamp(max=known.numel() - 1)
-        return torch.where(known[pos] == item_ids, pos + 1, torch.zeros_like(pos))
+        return known_id_rows(self.known_item_ids, item_ids)
 
 
 class UserTower(nn.Module):

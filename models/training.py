@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -222,11 +223,27 @@ def evaluate_task(teacher: Teacher, text: ItemText, task: RankingTask, lengths: 
     return metrics.evaluate(ranked, relevant, len(lengths))
 
 
+def step_budget(groups: int, batch_groups: int, epochs: float, max_steps: int | None
+                ) -> tuple[int, int]:
+    """(steps per epoch, total steps) for `epochs` passes over `groups`, capped at max_steps."""
+    steps_per_epoch = math.ceil(groups / batch_groups)
+    total = max(1, math.ceil(epochs * steps_per_epoch))
+    return steps_per_epoch, total if max_steps is None else min(total, max_steps)
+
+
+def shuffled_batches(groups: int, batch_groups: int, seed: int) -> Iterator[np.ndarray]:
+    """Endless batches of group indices, each pass over all groups in a fresh seeded order."""
+    rng = np.random.default_rng(seed)
+    while True:
+        order = rng.permutation(groups)
+        for start in range(0, groups, batch_groups):
+            yield order[start:start + batch_groups]
+
+
 def fit(teacher: Teacher, tokens: Tokens, item_ids: np.ndarray, train: Groups,
         valid: RankingTask | None, options: TrainOptions, device: torch.device) -> FitResult:
     """Train in place; on return the teacher holds the weights of the best validation step."""
     torch.manual_seed(options.seed)
-    rng = np.random.default_rng(options.seed)
     teacher.to(device).train()
     cfg = teacher.cfg
     lengths = tokens.lengths
@@ -234,10 +251,8 @@ def fit(teacher: Teacher, tokens: Tokens, item_ids: np.ndarray, train: Groups,
     logq = (torch.as_tensor(candidate_logq(train, len(item_ids)), dtype=torch.float32, device=device)
             if options.logq_correction else None)
 
-    steps_per_epoch = math.ceil(len(train) / options.batch_groups)
-    total = max(1, math.ceil(options.epochs * steps_per_epoch))
-    if options.max_steps is not None:
-        total = min(total, options.max_steps)
+    steps_per_epoch, total = step_budget(len(train), options.batch_groups, options.epochs,
+                                         options.max_steps)
     warmup = int(options.warmup_ratio * total)
     eval_every = options.eval_every or max(1, steps_per_epoch // 2)
     # The fused kernel halves the optimizer step on CPU, where the dense id-embedding update dominates.
@@ -249,15 +264,11 @@ def fit(teacher: Teacher, tokens: Tokens, item_ids: np.ndarray, train: Groups,
     result = FitResult()
     best_state: dict[str, torch.Tensor] | None = None
     stale = 0
-    order = rng.permutation(len(train))
-    cursor = 0
+    batches = shuffled_batches(len(train), options.batch_groups, options.seed)
     running: dict[str, float] = {}
     bar = tqdm(range(1, total + 1), desc="train teacher", unit="step")
     for step in bar:
-        if cursor >= len(order):
-            order, cursor = rng.permutation(len(train)), 0
-        index = order[cursor : cursor + options.batch_groups]
-        cursor += options.batch_groups
+        index = next(batches)
 
         started = time.perf_counter()
         batch = make_batch(train, index, lengths, cfg.max_history, cfg.history_token_budget, device)

@@ -41,6 +41,13 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> str:
     return str(path)
 
 
+def same_rows(before, after, key=("user_id", "item_id")) -> bool:
+    """Two pandas frames of a table's partition hold the same rows, whatever the file order."""
+    key = list(key)
+    return before.sort_values(key).reset_index(drop=True).equals(
+        after.sort_values(key).reset_index(drop=True))
+
+
 def small_scoring_lake(spark, lake: str, ds: str, users: int, items: int) -> str:
     """Synthetic raw tables and nightly-mode features (5-item histories, 1 negative) for ds."""
     from jobs import build_training_set, ingest

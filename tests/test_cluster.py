@@ -23,7 +23,7 @@ from jobs import generate_candidates, package, score
 from jobs.lake import read_partition, write_partition
 from jobs.spark import delta_submit_args
 from jobs.tables import RECS_CANDIDATES, RECS_SCORES, RECS_TOP_K
-from tests.conftest import REPO, make_student, small_scoring_lake
+from tests.conftest import REPO, make_student, same_rows, small_scoring_lake
 
 pytestmark = pytest.mark.slow
 
@@ -133,7 +133,5 @@ def test_a_scoring_run_killed_mid_write_leaves_the_previous_partition_intact(
     assert data_files(table_dir) - files_before, "the killed run wrote nothing: not mid-write"
     assert DeltaTable.forPath(spark, str(table_dir)).history(1).first().version == version_before
     after = read_partition(spark, lake, RECS_SCORES, DS).toPandas()
-    key = ["user_id", "item_id"]
     assert set(after["model_version"]) == {"v1"}
-    assert before.sort_values(key).reset_index(drop=True).equals(
-        after.sort_values(key).reset_index(drop=True))
+    assert same_rows(before, after)

@@ -5,7 +5,7 @@ import pytest
 from jobs import build_training_set, generate_candidates, registry, score
 from jobs.lake import read_partition
 from jobs.tables import RECS_CANDIDATES, RECS_MODEL_REGISTRY, RECS_SCORES, RECS_TOP_K
-from tests.conftest import make_student, small_scoring_lake
+from tests.conftest import make_student, same_rows, small_scoring_lake
 from udfs.scoring import ScoringState
 
 DS = "2026-11-22"
@@ -56,9 +56,7 @@ def test_rescoring_a_ds_leaves_identical_tables_and_other_dates_alone(spark, sco
     score.run(spark, score.build_parser().parse_args(
         ["--lake", scored_lake, "--ds", DS, "--model-version", "v1", "--k", "3"]))
     after = read_partition(spark, scored_lake, RECS_SCORES, DS).toPandas()
-    key = ["user_id", "item_id"]
-    assert before.sort_values(key).reset_index(drop=True).equals(
-        after.sort_values(key).reset_index(drop=True))
+    assert same_rows(before, after)
     total = spark.read.format("delta").load(RECS_SCORES.path(scored_lake)).count()
     assert total == len(after)
 
@@ -112,8 +110,25 @@ def test_a_failed_scoring_run_leaves_the_previous_partition_readable(spark, scor
             score.run(spark, score.build_parser().parse_args(
                 ["--lake", scored_lake, "--ds", DS, "--model-version", "v1", "--k", "3"]))
         after = read_partition(spark, scored_lake, RECS_SCORES, DS).toPandas()
-        key = ["user_id", "item_id"]
-        assert before.sort_values(key).reset_index(drop=True).equals(
-            after.sort_values(key).reset_index(drop=True))
+        assert same_rows(before, after)
     finally:
         write_partition(candidates.where("item_id != 999999"), scored_lake, RECS_CANDIDATES, DS)
+
+
+def test_student_loader_refuses_pickles_and_corrupt_weights(tmp_path):
+    from models.safe_weights import ArtifactError
+    from models.student import load_student
+
+    make_student(str(tmp_path), "v1", [1], seed=1)
+    artifact = registry.student_dir(str(tmp_path), "v1")
+    assert load_student(artifact)[0].cfg.dim == 8
+    weights = artifact / "model.safetensors"
+    weights.write_bytes(b"PK\x03\x04 a torch.save zip")
+    with pytest.raises(ArtifactError, match="refusing to load .*pickle"):
+        load_student(artifact)
+    weights.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header}")
+    with pytest.raises(ArtifactError, match="corrupt weights file"):
+        load_student(artifact)
+    weights.unlink()
+    with pytest.raises(ArtifactError, match="student artifact .* has no model.safetensors"):
+        load_student(artifact)

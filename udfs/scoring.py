@@ -103,7 +103,8 @@ class SharedState:
         self.broadcast.destroy()
 
 
-def _set_threads() -> None:
+def set_torch_threads() -> None:
+    """torch's intra-op threads = the CPUs Spark gave this task (spark.task.cpus)."""
     from pyspark import TaskContext
 
     context = TaskContext.get()
@@ -118,7 +119,7 @@ def pair_score_udf(shared: SharedState):
 
     @pandas_udf("double")
     def score(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd.Series]:
-        _set_threads()
+        set_torch_threads()
         state = shared.get()
         for users, items in batches:
             yield pd.Series(state.score_pairs(users.to_numpy(np.int64), items.to_numpy(np.int64)))
