@@ -30,7 +30,7 @@ test: venv
 	$(PY) -m pytest $(AIRFLOW_TESTS)
 
 docs: venv
-	$(PY) -m jobs.tables > docs/TABLES.md
+	$(PY) -m contract.tables > docs/TABLES.md
 
 clean:
 	rm -rf lake spark-warehouse metastore_db derby.log

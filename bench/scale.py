@@ -25,9 +25,9 @@ from pathlib import Path
 
 import psutil
 
+from contract.layout import artifact_dir
 from jobs import build_training_set, generate_candidates, ingest, score
-from jobs.registry import models_root
-from jobs.spark import delta_submit_args, get_spark
+from jobs.core.spark import delta_submit_args, get_spark
 
 MIB = 1024 * 1024
 
@@ -87,7 +87,7 @@ def prepare(lake: str, ds: str, users: int, items: int, student_dir: Path, versi
          "--synthetic-items", str(items), "--synthetic-interactions", "20"]))
     build_training_set.run(spark, build_training_set.build_parser().parse_args(
         ["--lake", lake, "--ds", ds, "--negatives", "1"]))
-    target = models_root(lake) / version / "student"
+    target = artifact_dir(lake, version, "student")
     if not target.exists():
         shutil.copytree(student_dir, target)
 

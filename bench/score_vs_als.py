@@ -25,11 +25,12 @@ from pathlib import Path
 import numpy as np
 from pyspark.sql import functions as F
 
+from contract.layout import artifact_dir
+from contract.tables import FEATURES_TRAIN, RAW_ITEMS, RECS_CANDIDATES
 from jobs import generate_candidates, score
-from jobs.lake import read_partition
-from jobs.registry import models_root, student_dir
-from jobs.spark import get_spark
-from jobs.tables import FEATURES_TRAIN, RAW_ITEMS, RECS_CANDIDATES
+from jobs.core.delta import read_partition
+from jobs.core.registry import student_dir
+from jobs.core.spark import get_spark
 
 
 def timed(fn):
@@ -142,7 +143,7 @@ def main() -> None:
          als["every_pair_s"]),
         ("our scoring UDF alone, scores into `noop`", ours["pairs"], ours["udf_s"]),
         (f"`recs score` (all scores + top-{args.k} to Delta), warm", ours["pairs"], score_s),
-        (f"`recs score`, cold (first run in the JVM)", ours["pairs"], cold_score),
+        ("`recs score`, cold (first run in the JVM)", ours["pairs"], cold_score),
         ("`recs generate-candidates` + `recs score`, warm", ours["pairs"], gen_s + score_s),
         ("`recs generate-candidates` + `recs score`, cold", ours["pairs"], cold_gen + cold_score),
     ]
@@ -171,7 +172,7 @@ def main() -> None:
     print(f"\nstudent: {args.pairs / student_s:,.0f} pairs/s with this run's vectors; building "
           f"them (every item's text and every user's history through its towers) took "
           f"{ours['state_s']:.1f} s")
-    teacher_dir = models_root(args.lake) / args.model_version / "teacher"
+    teacher_dir = artifact_dir(args.lake, args.model_version, "teacher")
     if (teacher_dir / "model.safetensors").is_file():
         teacher = teacher_timings(teacher_dir, args.lake, args.ds)
         print(f"teacher: {teacher['per_second']:,.0f} pairs/s when each pair encodes its item's "

@@ -1,6 +1,6 @@
 """What the recs DAGs share: settings, retry policy, how a Spark step is submitted, the gates.
 
-Parsed with every DAG file, so it imports nothing heavy: `jobs.spark` and `jobs.quality` are
+Parsed with every DAG file, so it imports nothing heavy: `jobs.core.spark` and `jobs.ops.quality` are
 plain Python at import time (no pyspark, no deltalake until a gate runs). `.airflowignore` keeps
 the DAG processor from looking for DAGs in it.
 
@@ -18,8 +18,9 @@ from pathlib import Path
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import Asset, task
 
-from jobs.quality import DEFAULT_MAX_QUARANTINE_FRACTION, GATES
-from jobs.spark import delta_submit_args, extra_conf_from_env
+from jobs.core.pipeline import BY_NAME
+from jobs.core.spark import delta_submit_args, extra_conf_from_env
+from jobs.ops.quality import DEFAULT_MAX_QUARANTINE_FRACTION, GATES
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +49,7 @@ DEFAULT_ARGS = {
 
 
 def task_id(step: str) -> str:
-    return step.replace("-", "_")
+    return BY_NAME[step].task_id
 
 
 def spark_step(step: str, flags: list[str] | tuple[str, ...] = (),
@@ -79,7 +80,7 @@ def spark_step(step: str, flags: list[str] | tuple[str, ...] = (),
 
 
 def quality_gate(step: str):
-    """The task that runs `jobs.quality.GATES[step]` for the run's ds, or None without a gate."""
+    """The task that runs `jobs.ops.quality.GATES[step]` for the run's ds, or None without a gate."""
     if step not in GATES:
         return None
 
@@ -92,7 +93,7 @@ def quality_gate(step: str):
     def gate(lake: str, ds: str | None = None, params: dict | None = None) -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from jobs.quality import QualityError, check_step
+        from jobs.ops.quality import QualityError, check_step
 
         limit = (params or {}).get("max_quarantine_fraction", DEFAULT_MAX_QUARANTINE_FRACTION)
         try:

@@ -7,7 +7,8 @@ for late events to land. (The Airflow 2 meaning of a cron schedule, "ds = the da
 CronDataIntervalTimetable; it would make ds lag a day behind our jobs' meaning of `--ds`.)
 A backfill or manual run for date D produces exactly what the 02:00 run of D would.
 
-**Steps.** One line each in `NIGHTLY_STEPS`; the gate after a step is `jobs.quality.GATES`.
+**Steps.** The nightly Spark steps of `jobs.core.pipeline.PIPELINE`, in its order, each with its
+arguments in `STEP_OPTIONS`; the gate after a step is `jobs.ops.quality.GATES`.
 ingest -> build-training-set -> generate-candidates -> score -> evaluate, scoring with the model
 that recs.model_registry says is current (published by the recs_training DAG, whose asset
 `score` lists as an inlet; publishing, the "not worse than the current model" gate, happens
@@ -30,9 +31,10 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, Param, chain, task
-
-from jobs.quality import DEFAULT_MAX_QUARANTINE_FRACTION
 from recs_common import DEFAULT_ARGS, MODEL_ASSET, quality_gate, spark_step
+
+from jobs.core.pipeline import steps
+from jobs.ops.quality import DEFAULT_MAX_QUARANTINE_FRACTION
 
 INGEST_FLAGS = [
     "--source", "{{ params.source }}",
@@ -42,16 +44,16 @@ INGEST_FLAGS = [
     "--synthetic-interactions", "{{ params.synthetic_interactions }}",
 ]
 
-# In pipeline order, one line per step: spark_step's arguments (flags beyond --lake/--ds, the
-# timeout, any operator argument such as inlets).
-NIGHTLY_STEPS = [
-    {"step": "ingest", "flags": INGEST_FLAGS, "timeout": timedelta(hours=1)},
-    {"step": "build-training-set", "timeout": timedelta(hours=2),
-     "flags": ["--holdout-fraction", "{{ params.holdout_fraction }}"]},
-    {"step": "generate-candidates", "timeout": timedelta(hours=1)},
-    {"step": "score", "timeout": timedelta(hours=3), "inlets": [MODEL_ASSET]},
-]
-EVALUATE_STEP = {"step": "evaluate", "timeout": timedelta(hours=2)}
+# The steps and their order come from jobs.core.pipeline (the nightly Spark steps); this is
+# each one's spark_step arguments beyond --lake/--ds: flags, timeout, operator arguments.
+STEP_OPTIONS = {
+    "ingest": {"flags": INGEST_FLAGS, "timeout": timedelta(hours=1)},
+    "build-training-set": {"timeout": timedelta(hours=2),
+                           "flags": ["--holdout-fraction", "{{ params.holdout_fraction }}"]},
+    "generate-candidates": {"timeout": timedelta(hours=1)},
+    "score": {"timeout": timedelta(hours=3), "inlets": [MODEL_ASSET]},
+    "evaluate": {"timeout": timedelta(hours=2)},
+}
 
 
 @task.short_circuit(task_id="is_evaluation_run", execution_timeout=timedelta(minutes=5))
@@ -101,7 +103,8 @@ with DAG(
     },
 ) as dag:
     tasks = []
-    for spec in NIGHTLY_STEPS:
-        tasks += [spark_step(**spec), quality_gate(spec["step"])]
-    tasks += [is_evaluation_run(), spark_step(**EVALUATE_STEP), quality_gate("evaluate")]
+    for step in steps(engine="spark", schedule="nightly"):
+        if step.evaluation_only:
+            tasks.append(is_evaluation_run())
+        tasks += [spark_step(step.name, **STEP_OPTIONS[step.name]), quality_gate(step.name)]
     chain(*[t for t in tasks if t is not None])

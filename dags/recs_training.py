@@ -26,16 +26,27 @@ from datetime import timedelta
 
 import pendulum
 from airflow.providers.standard.operators.bash import BashOperator
-from airflow.sdk import DAG, CronTriggerTimetable
-
+from airflow.sdk import DAG, CronTriggerTimetable, chain
 from recs_common import DEFAULT_ARGS, LAKE, MODEL_ASSET, quality_gate, spark_step
+
+from contract.layout import VERSION_TIME_FORMAT
+from jobs.core.pipeline import steps
 
 # Pools and queues are fixed when the file is parsed (they are not templated), hence environment
 # variables rather than Airflow Variables.
 POOL = os.environ.get("RECS_TRAINING_POOL") or "default_pool"
 QUEUE = os.environ.get("RECS_TRAINING_QUEUE") or "default"
-# One model version per run, named as `recs run` names them; the same on every retry of a task.
-VERSION = "{{ ds }}-{{ logical_date.strftime('%H%M%S') }}"
+# One model version per run, in contract.layout's format; the same on every retry of a task.
+VERSION = "{{ ds }}-{{ logical_date.strftime('%s') }}" % VERSION_TIME_FORMAT
+TEACHER_DIR = f"{LAKE}/models/{VERSION}/teacher"
+# The training steps and their order come from jobs.core.pipeline; these are their arguments.
+STEP_FLAGS = {
+    "train-teacher": [f"--version '{VERSION}'"],
+    "distill": [f"--teacher-dir '{TEACHER_DIR}'"],
+    "publish": ["--model-version", VERSION],
+}
+TIMEOUTS = {"train-teacher": timedelta(hours=6), "distill": timedelta(hours=3),
+            "publish": timedelta(minutes=30)}
 
 
 def training_command(command: str, *flags: str) -> str:
@@ -54,22 +65,15 @@ with DAG(
     dagrun_timeout=timedelta(hours=12),
     tags=["recs", "training", "gpu"],
 ) as dag:
-    examples_ready = quality_gate("build-training-set")
-    teacher = BashOperator(
-        task_id="train_teacher",
-        bash_command=training_command("train-teacher", f"--version '{VERSION}'"),
-        pool=POOL,
-        queue=QUEUE,
-        execution_timeout=timedelta(hours=6),
-    )
-    student = BashOperator(
-        task_id="distill",
-        bash_command=training_command("distill",
-                                      f"--teacher-dir '{LAKE}/models/{VERSION}/teacher'"),
-        pool=POOL,
-        queue=QUEUE,
-        execution_timeout=timedelta(hours=3),
-    )
-    published = spark_step("publish", ["--model-version", VERSION], timeout=timedelta(minutes=30),
-                           outlets=[MODEL_ASSET])
-    examples_ready >> teacher >> student >> published
+    tasks = [quality_gate("build-training-set")]
+    for step in steps(schedule="training"):
+        if step.engine == "torch":
+            tasks.append(BashOperator(task_id=step.task_id,
+                                      bash_command=training_command(step.name,
+                                                                    *STEP_FLAGS[step.name]),
+                                      pool=POOL, queue=QUEUE,
+                                      execution_timeout=TIMEOUTS[step.name]))
+        else:
+            tasks.append(spark_step(step.name, STEP_FLAGS[step.name], timeout=TIMEOUTS[step.name],
+                                    outlets=[MODEL_ASSET]))
+    chain(*tasks)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from dataclasses import dataclass
 
@@ -22,11 +21,13 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from jobs import registry
-from jobs.args import positive_int, run_spark_step, step_parser
-from jobs.lake import read_partition, require_rows, write_partition
-from jobs.tables import FEATURES_TEST, FEATURES_TRAIN, RAW_ITEMS, RECS_EVAL_METRICS, RECS_TOP_K
-from models import metrics
+from contract.args import positive_int
+from contract.layout import artifact_dir, report_dir
+from contract.tables import FEATURES_TEST, FEATURES_TRAIN, RAW_ITEMS, RECS_EVAL_METRICS, RECS_TOP_K
+from jobs.core.delta import read_partition, require_rows, write_partition
+from jobs.core.step import run_spark_step, step_parser
+from models.safe_weights import WEIGHTS
+from udfs.ranking_metrics import user_metrics_udf
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +105,7 @@ def ranking_metrics(top_k: DataFrame, test: DataFrame, catalogue_size: int,
                 .select("user_id", F.coalesce("ranked", F.array().cast("array<long>"))
                         .alias("ranked"), "relevant"))
 
-    @F.pandas_udf("struct<ndcg:double, recall:double>")
-    def user_metrics(ranked: pd.Series, relevant: pd.Series) -> pd.DataFrame:
-        pairs = [(list(r), set(t)) for r, t in zip(ranked, relevant)]
-        return pd.DataFrame({"ndcg": [metrics.ndcg_at_k(r, t, 10) for r, t in pairs],
-                             "recall": [metrics.recall_at_k(r, t, 20) for r, t in pairs]})
-
+    user_metrics = user_metrics_udf()
     means = (per_user.select(user_metrics("ranked", "relevant").alias("m"))
              .agg(F.avg("m.ndcg").alias("ndcg"), F.avg("m.recall").alias("recall"),
                   F.count(F.lit(1)).alias("users")).first())
@@ -130,8 +126,18 @@ def ranking_metrics(top_k: DataFrame, test: DataFrame, catalogue_size: int,
     return result
 
 
+COLUMNS = ["model_version", "model", "metric", "value", "note"]
+ABSENT = "absent"  # the metric of the one row an unmeasured model gets, its note says why
+
+
 def metric_rows(model_version: str, model: str, values: dict[str, float]) -> list[tuple]:
-    return [(model_version, model, metric, float(value)) for metric, value in values.items()]
+    return [(model_version, model, metric, float(value), None) for metric, value in values.items()]
+
+
+def absent_row(model_version: str, model: str, why: str) -> tuple:
+    """A model that should have been measured but could not be: recorded, never silently dropped."""
+    log.warning("%s not evaluated: %s", model, why)
+    return (model_version, model, ABSENT, float("nan"), why)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,10 +153,11 @@ def write_report(rows: list[tuple], lake: str, ds: str) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    frame = pd.DataFrame(rows, columns=["model_version", "model", "metric", "value"])
-    table = frame.pivot(index="model", columns="metric", values="value")
-    folder = os.path.join(os.path.abspath(lake), "reports", ds)
-    os.makedirs(folder, exist_ok=True)
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    absent = frame[frame["metric"] == ABSENT]
+    table = metric_table(frame)
+    folder = report_dir(lake, ds)
+    folder.mkdir(parents=True, exist_ok=True)
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
     shown = table[["ndcg@10", "recall@20"]].sort_values("ndcg@10")
@@ -161,7 +168,7 @@ def write_report(rows: list[tuple], lake: str, ds: str) -> str:
     ax.set_title(f"Offline evaluation, ds={ds} (dotted: reference NDCG@10)")
     ax.set_xlabel("value")
     fig.tight_layout()
-    chart = os.path.join(folder, "evaluation.png")
+    chart = folder / "evaluation.png"
     fig.savefig(chart, dpi=120)
     plt.close(fig)
 
@@ -173,11 +180,18 @@ def write_report(rows: list[tuple], lake: str, ds: str) -> str:
         lines.append(f"| {model} | " + " | ".join(f"{v:.4f}" for v in values) + " |")
     lines += ["", "Reference on ml-latest-small (NDCG@10 / Recall@20): "
               + ", ".join(f"{m} {n:.3f} / {r:.3f}" for m, (n, r) in REFERENCE.items()),
-              "", "![chart](evaluation.png)", ""]
-    report = os.path.join(folder, "evaluation.md")
-    with open(report, "w") as out:
-        out.write("\n".join(lines))
-    return report
+              ""]
+    lines += [f"Not evaluated: **{r.model}**: {r.note}" for r in absent.itertuples()]
+    lines += ["", "![chart](evaluation.png)", ""]
+    report = folder / "evaluation.md"
+    report.write_text("\n".join(lines))
+    return str(report)
+
+
+def metric_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """model x metric, measured rows only."""
+    return (frame[frame["metric"] != ABSENT]
+            .pivot(index="model", columns="metric", values="value"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,8 +213,14 @@ def run(spark: SparkSession, args: argparse.Namespace) -> list[tuple]:
         values = ranking_metrics(served, test, catalogue_size, train)
         log.info("student (recs.top_k): %s", values)
         rows += metric_rows(model_version, "student", values)
-    teacher_dir = registry.models_root(args.lake) / model_version / "teacher"
-    if args.teacher and (teacher_dir / "model.safetensors").is_file():
+    else:
+        rows.append(absent_row(model_version, "student",
+                               f"recs.top_k has no rows for ds={args.ds}: run `recs score` first"))
+    teacher_dir = artifact_dir(args.lake, model_version, "teacher")
+    if args.teacher and not (teacher_dir / WEIGHTS).is_file():
+        rows.append(absent_row(model_version, "teacher", f"no teacher artifact at {teacher_dir} "
+                               "(pass --no-teacher to skip it on purpose)"))
+    elif args.teacher:
         from models.evaluate_teacher import evaluate_artifact
         from models.runtime import resolve_device
 
@@ -216,11 +236,10 @@ def run(spark: SparkSession, args: argparse.Namespace) -> list[tuple]:
         rows += metric_rows(model_version, name, values)
 
     metrics_df = spark.createDataFrame(rows, "model_version string, model string, metric string, "
-                                             "value double")
+                                             "value double, note string")
     write_partition(metrics_df, args.lake, RECS_EVAL_METRICS, args.ds)
     report = write_report(rows, args.lake, args.ds)
-    print(pd.DataFrame(rows, columns=["model_version", "model", "metric", "value"])
-          .pivot(index="model", columns="metric", values="value").round(4).to_string())
+    print(metric_table(pd.DataFrame(rows, columns=COLUMNS)).round(4).to_string())
     print(f"report: {report}")
     return rows
 

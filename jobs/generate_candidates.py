@@ -13,16 +13,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Iterator
 
-import numpy as np
-import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from jobs.args import positive_int, run_spark_step, step_parser
-from jobs.lake import read_partition, require_rows, write_partition
-from jobs.tables import FEATURES_TRAIN, FEATURES_USER_HISTORY, RAW_ITEMS, RECS_CANDIDATES
+from contract.args import positive_int
+from contract.tables import FEATURES_TRAIN, FEATURES_USER_HISTORY, RAW_ITEMS, RECS_CANDIDATES
+from jobs.core.delta import read_partition, require_rows, write_partition
+from jobs.core.step import run_spark_step, step_parser
+from udfs.first_stage import tower_top_n_blocks
 
 log = logging.getLogger(__name__)
 
@@ -59,29 +58,7 @@ def popular_unseen(users: DataFrame, train: DataFrame, seen: DataFrame, n: int) 
 
 def tower_top_n(users_with_seen: DataFrame, shared, n: int) -> DataFrame:
     """Each user's n best unseen items by the student, users in blocks of a matrix product."""
-
-    def top(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        import torch
-
-        from udfs.scoring import set_torch_threads
-
-        set_torch_threads()
-        state = shared.get()
-        for frame in frames:
-            user_rows = state.rows(frame["user_id"].to_numpy(np.int64), state.user_ids, "users")
-            with torch.inference_mode():
-                scores = state.student.score(state.user_vecs[user_rows], state.item_vecs)
-                for i, seen in enumerate(frame["seen"]):
-                    if seen is not None and len(seen):
-                        pos = np.searchsorted(state.item_ids, np.asarray(seen, dtype=np.int64))
-                        scores[i, torch.as_tensor(pos.clip(max=len(state.item_ids) - 1))] = -torch.inf
-                best = scores.topk(min(n, scores.shape[1]), dim=1)
-            keep = torch.isfinite(best.values).numpy()
-            items = state.item_ids[best.indices.numpy()]
-            users = np.repeat(frame["user_id"].to_numpy(np.int64), items.shape[1])
-            yield pd.DataFrame({"user_id": users[keep.ravel()], "item_id": items.ravel()[keep.ravel()]})
-
-    return users_with_seen.mapInPandas(top, "user_id long, item_id long")
+    return users_with_seen.mapInPandas(tower_top_n_blocks(shared, n), "user_id long, item_id long")
 
 
 def run(spark: SparkSession, args: argparse.Namespace) -> dict:
@@ -97,7 +74,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
         write_partition(all_unseen_pairs(users, items, seen, partitions), args.lake,
                         RECS_CANDIDATES, args.ds)
     else:
-        from jobs.registry import resolve_model_version, student_dir
+        from jobs.core.registry import resolve_model_version, student_dir
         from jobs.score import scoring_state
         from udfs.scoring import SharedState
 

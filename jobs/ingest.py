@@ -11,40 +11,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from jobs import synthetic
-from jobs.args import positive_int, run_spark_step, step_parser
-from jobs.lake import write_partition
-from jobs.tables import RAW_INTERACTIONS, RAW_ITEMS, RAW_QUARANTINE
+from contract.args import positive_int
+from contract.tables import RAW_INTERACTIONS, RAW_ITEMS, RAW_QUARANTINE
+from jobs.core.delta import write_partition
+from jobs.core.step import run_spark_step, step_parser
+from jobs.sources import RawSource, read_source, synthetic
 
 log = logging.getLogger(__name__)
 
 MAX_TAGS_IN_TEXT = 10
-ML_100K_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-                  "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-                  "Romance", "Sci-Fi", "Thriller", "War", "Western"]
-
-
-class InputError(ValueError):
-    """The source cannot be ingested at all (missing file, empty file, missing column)."""
-
-
-@dataclass(frozen=True)
-class RawSource:
-    """A source read into strings. interactions: user_id, item_id, timestamp, rating.
-    items: item_id, title, genres (array<string>), description. tags (optional): item_id, tag."""
-
-    interactions: DataFrame
-    items: DataFrame
-    tags: DataFrame | None
-    timestamp_format: str  # epoch_s | epoch_ms | iso | a Spark datetime pattern
-    rating_range: tuple[float, float] | None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,190 +154,6 @@ def clean(source: RawSource) -> tuple[DataFrame, DataFrame, DataFrame]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Sources (I/O edge)
-
-
-def _is_local(path: str) -> bool:
-    return "://" not in path or path.startswith("file://")
-
-
-def _require_file(path: str) -> None:
-    if not _is_local(path):
-        return
-    local = path.removeprefix("file://")
-    if not os.path.exists(local):
-        raise InputError(f"input not found: {local}")
-    if os.path.isfile(local) and os.path.getsize(local) == 0:
-        raise InputError(f"input is empty: {local}")
-
-
-def _require_rows(df: DataFrame, path: str) -> DataFrame:
-    if df.limit(1).count() == 0:
-        raise InputError(f"input has no rows: {path}")
-    return df
-
-
-def _require_columns(df: DataFrame, path: str, required: list[str]) -> None:
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise InputError(f"{path} lacks required column(s) {', '.join(missing)}; "
-                         f"it has {', '.join(df.columns) or 'none'}")
-
-
-def _read_headed_csv(spark: SparkSession, path: str, required: list[str]) -> DataFrame:
-    _require_file(path)
-    df = spark.read.option("header", True).option("escape", '"').csv(path)
-    _require_columns(df, path, required)
-    return _require_rows(df, path)
-
-
-def _read_headless(spark: SparkSession, path: str, sep: str, names: list[str],
-                   encoding: str = "UTF-8") -> DataFrame:
-    _require_file(path)
-    df = (spark.read.option("sep", sep).option("encoding", encoding)
-          .option("quote", "\u0000").csv(path))
-    if len(df.columns) < len(names):
-        raise InputError(f"{path} has {len(df.columns)} columns, expected at least {len(names)} "
-                         f"({', '.join(names)})")
-    df = df.select([F.col(f"_c{i}").alias(name) for i, name in enumerate(names)])
-    return _require_rows(df, path)
-
-
-def _split_genres(column: str) -> F.Column:
-    genres = F.split(F.col(column), r"\|")
-    return F.filter(genres, lambda g: (g != "") & (g != "(no genres listed)"))
-
-
-def detect_movielens_variant(path: str) -> str:
-    if not os.path.isdir(path):
-        raise InputError(f"MovieLens directory not found: {path}")
-    present = set(os.listdir(path))
-    for variant, needed in (("latest", {"ratings.csv", "movies.csv"}),
-                            ("1m", {"ratings.dat", "movies.dat"}),
-                            ("100k", {"u.data", "u.item"})):
-        if needed <= present:
-            return variant
-    raise InputError(f"{path} is not a MovieLens directory: expected ratings.csv + movies.csv "
-                     "(latest), ratings.dat + movies.dat (1M) or u.data + u.item (100K)")
-
-
-def read_movielens(spark: SparkSession, path: str) -> RawSource:
-    variant = detect_movielens_variant(path)
-    log.info("MovieLens variant %s at %s", variant, path)
-    join = os.path.join
-    if variant == "latest":
-        ratings = _read_headed_csv(spark, join(path, "ratings.csv"),
-                                   ["userId", "movieId", "rating", "timestamp"])
-        movies = _read_headed_csv(spark, join(path, "movies.csv"), ["movieId", "title", "genres"])
-        tags = None
-        if os.path.exists(join(path, "tags.csv")):
-            tags = _read_headed_csv(spark, join(path, "tags.csv"), ["movieId", "tag"]).select(
-                F.col("movieId").alias("item_id"), "tag")
-        return RawSource(
-            interactions=ratings.select(F.col("userId").alias("user_id"),
-                                        F.col("movieId").alias("item_id"), "timestamp", "rating"),
-            items=movies.select(F.col("movieId").alias("item_id"), "title",
-                                _split_genres("genres").alias("genres"),
-                                F.lit(None).cast("string").alias("description")),
-            tags=tags, timestamp_format="epoch_s", rating_range=(0.5, 5.0))
-    if variant == "1m":
-        latin1 = "ISO-8859-1"
-        ratings = _read_headless(spark, join(path, "ratings.dat"), "::",
-                                 ["user_id", "item_id", "rating", "timestamp"], latin1)
-        movies = _read_headless(spark, join(path, "movies.dat"), "::",
-                                ["item_id", "title", "genres"], latin1)
-        return RawSource(
-            interactions=ratings.select("user_id", "item_id", "timestamp", "rating"),
-            items=movies.select("item_id", "title", _split_genres("genres").alias("genres"),
-                                F.lit(None).cast("string").alias("description")),
-            tags=None, timestamp_format="epoch_s", rating_range=(1.0, 5.0))
-    latin1 = "ISO-8859-1"
-    ratings = _read_headless(spark, join(path, "u.data"), "\t",
-                             ["user_id", "item_id", "rating", "timestamp"])
-    flags = [f"g{i}" for i in range(len(ML_100K_GENRES))]
-    movies = _read_headless(spark, join(path, "u.item"), "|",
-                            ["item_id", "title", "release", "video_release", "url", *flags], latin1)
-    genres = F.filter(F.array(*[F.when(F.col(f) == "1", F.lit(g)) for f, g in
-                                zip(flags, ML_100K_GENRES)]), lambda g: g.isNotNull())
-    return RawSource(
-        interactions=ratings.select("user_id", "item_id", "timestamp", "rating"),
-        items=movies.select("item_id", "title", genres.alias("genres"),
-                            F.lit(None).cast("string").alias("description")),
-        tags=None, timestamp_format="epoch_s", rating_range=(1.0, 5.0))
-
-
-def read_tabular(spark: SparkSession, fmt: str, args: argparse.Namespace) -> RawSource:
-    if not args.path or not args.items_path:
-        raise InputError(f"--source {fmt} needs --path (interactions) and --items-path (items)")
-
-    def load(path: str, required: list[str]) -> DataFrame:
-        if fmt == "csv":
-            return _read_headed_csv(spark, path, required)
-        _require_file(path)
-        df = spark.read.parquet(path)
-        _require_columns(df, path, required)
-        return _require_rows(df, path)
-
-    interaction_cols = [args.user_col, args.item_col, args.timestamp_col]
-    if args.rating_col:
-        interaction_cols.append(args.rating_col)
-    interactions = load(args.path, interaction_cols)
-    text_cols = [c for c in (args.item_text_cols or "").split(",") if c]
-    item_cols = [args.item_id_col, args.item_title_col, *text_cols]
-    if args.item_genres_col:
-        item_cols.append(args.item_genres_col)
-    items = load(args.items_path, item_cols)
-
-    timestamp_format = args.timestamp_format
-    if dict(interactions.dtypes)[args.timestamp_col] in ("timestamp", "timestamp_ntz", "date"):
-        timestamp_format = "iso"
-    rating = (F.col(args.rating_col).cast("string") if args.rating_col
-              else F.lit(None).cast("string"))
-    description = (F.concat_ws(". ", *[F.col(c).cast("string") for c in text_cols])
-                   if text_cols else F.lit(None).cast("string"))
-    genres = (_split_genres(args.item_genres_col) if args.item_genres_col
-              else F.array().cast("array<string>"))
-    rating_range = tuple(args.rating_range) if args.rating_range else None
-    return RawSource(
-        interactions=interactions.select(
-            F.col(args.user_col).cast("string").alias("user_id"),
-            F.col(args.item_col).cast("string").alias("item_id"),
-            F.col(args.timestamp_col).cast("string").alias("timestamp"),
-            rating.alias("rating")),
-        items=items.select(F.col(args.item_id_col).cast("string").alias("item_id"),
-                           F.col(args.item_title_col).cast("string").alias("title"),
-                           genres.alias("genres"), description.alias("description")),
-        tags=None, timestamp_format=timestamp_format, rating_range=rating_range)
-
-
-def read_synthetic(spark: SparkSession, spec: synthetic.SyntheticSpec, ds: str) -> RawSource:
-    items, interactions = synthetic.generate(spec, ds)
-    interactions = interactions.astype({"user_id": str, "item_id": str, "timestamp": str,
-                                        "rating": str})
-    items = items.assign(item_id=items["item_id"].astype(str))
-    return RawSource(
-        interactions=spark.createDataFrame(
-            interactions, "user_id string, item_id string, timestamp string, rating string"),
-        items=spark.createDataFrame(
-            items, "item_id string, title string, genres array<string>, description string"),
-        tags=None, timestamp_format="epoch_s", rating_range=(1.0, 5.0))
-
-
-def read_source(spark: SparkSession, args: argparse.Namespace) -> RawSource:
-    if args.source == "synthetic":
-        spec = synthetic.SyntheticSpec(num_users=args.synthetic_users,
-                                       num_items=args.synthetic_items,
-                                       mean_interactions_per_user=args.synthetic_interactions,
-                                       seed=args.synthetic_seed)
-        return read_synthetic(spark, spec, args.ds)
-    if not args.path:
-        raise InputError(f"--source {args.source} needs --path")
-    if args.source == "movielens":
-        return read_movielens(spark, args.path)
-    return read_tabular(spark, args.source, args)
-
-
-# ---------------------------------------------------------------------------------------------
 # Job
 
 
@@ -371,7 +167,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
 
 
 def summarize(spark: SparkSession, lake: str, ds: str) -> dict:
-    from jobs.lake import read_partition
+    from jobs.core.delta import read_partition
 
     counts = {t.name: read_partition(spark, lake, t, ds).count()
               for t in (RAW_INTERACTIONS, RAW_ITEMS)}

@@ -15,8 +15,8 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from jobs import registry
-from jobs.args import run_spark_step, step_parser
+from jobs.core import registry
+from jobs.core.step import run_spark_step, step_parser
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,17 @@ import numpy as np
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from jobs.args import positive_int, run_spark_step, step_parser
-from jobs.lake import read_partition, require_rows, write_partition
-from jobs.registry import resolve_model_version, student_dir
-from jobs.tables import (FEATURES_USER_HISTORY, RAW_ITEMS, RECS_CANDIDATES, RECS_SCORES,
-                         RECS_TOP_K)
+from contract.args import positive_int
+from contract.tables import (
+    FEATURES_USER_HISTORY,
+    RAW_ITEMS,
+    RECS_CANDIDATES,
+    RECS_SCORES,
+    RECS_TOP_K,
+)
+from jobs.core.delta import read_partition, require_rows, write_partition
+from jobs.core.registry import resolve_model_version, student_dir
+from jobs.core.step import run_spark_step, step_parser
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +37,8 @@ def scoring_state(spark: SparkSession, lake: str, ds: str, model_dir: Path):
     """The student plus this run's item and user vectors, built once on the driver."""
     from transformers import AutoTokenizer
 
+    from contract.delta_reader import padded_lists
     from models.data import Catalogue
-    from models.lake import padded_lists
     from models.student import load_student
     from udfs.scoring import build_state
 

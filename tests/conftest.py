@@ -14,7 +14,7 @@ os.environ["RECS_SPARK_UI"] = "0"
 
 @pytest.fixture(scope="session")
 def spark():
-    from jobs.spark import get_spark
+    from jobs.core.spark import get_spark
 
     session = get_spark("recs-tests", master="local[2]", ui=False)
     session.conf.set("spark.sql.shuffle.partitions", "4")
@@ -68,13 +68,13 @@ def make_student(lake: str, version: str, known_items: list[int], seed: int,
     import torch
     from transformers import BertTokenizerFast
 
-    from jobs import registry
-    from jobs.synthetic import GENRE_VOCABULARY
+    from contract.layout import artifact_dir
+    from jobs.sources.synthetic import GENRE_VOCABULARY
     from models.student import Student, StudentConfig, save_student
 
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
              *sorted({w for genre in GENRE_VOCABULARY.values() for w in genre})]
-    out = registry.models_root(lake) / version / "student"
+    out = artifact_dir(lake, version, "student")
     out.mkdir(parents=True)
     (out / "vocab.txt").write_text("\n".join(words) + "\n")
     tokenizer = BertTokenizerFast.from_pretrained(str(out))

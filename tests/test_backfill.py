@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from jobs import backfill, cli
+from jobs.core import pipeline
+from jobs.ops import backfill
 
 D1, D2 = "2026-11-20", "2026-11-21"
 TINY = ["--synthetic-users", "20", "--synthetic-items", "60", "--synthetic-interactions", "8"]
@@ -73,7 +74,7 @@ def test_steps_subset_keeps_pipeline_order(capsys):
 
 
 def test_steps_can_be_any_spark_step():
-    assert backfill.step_list(",".join(reversed(cli.SPARK_STEPS))) == list(cli.SPARK_STEPS)
+    assert backfill.step_list(",".join(reversed(pipeline.step_names(engine="spark")))) == pipeline.step_names(engine="spark")
 
 
 @pytest.mark.parametrize("argv, error", [

@@ -5,10 +5,11 @@ import sys
 
 import pytest
 
-from jobs import build_training_set, cli, ingest
-from jobs.args import run_date
-from jobs.spark import delta_submit_args
-from jobs.tables import ALL_TABLES, markdown
+from contract.args import run_date
+from contract.tables import ALL_TABLES, markdown
+from jobs import build_training_set, ingest
+from jobs.core.spark import delta_submit_args
+from jobs.ops import cli
 from tests.conftest import REPO
 
 

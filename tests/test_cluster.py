@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 from delta.tables import DeltaTable
 
-from jobs import generate_candidates, package, score
-from jobs.lake import read_partition, write_partition
-from jobs.spark import delta_submit_args
-from jobs.tables import RECS_CANDIDATES, RECS_SCORES, RECS_TOP_K
+from contract.tables import RECS_CANDIDATES, RECS_SCORES, RECS_TOP_K
+from jobs import generate_candidates, score
+from jobs.core.delta import read_partition, write_partition
+from jobs.core.spark import delta_submit_args
+from jobs.ops import package
 from tests.conftest import REPO, make_student, same_rows, small_scoring_lake
 
 pytestmark = pytest.mark.slow
@@ -90,7 +91,7 @@ def test_the_archive_holds_the_three_packages_and_nothing_else(tmp_path):
 
     names = zipfile.ZipFile(package.build_archive(tmp_path / "a.zip")).namelist()
     assert {"jobs/score.py", "udfs/scoring.py", "models/student.py", "udfs/__init__.py"} <= set(names)
-    assert {n.split("/")[0] for n in names} == {"jobs", "models", "udfs"}
+    assert {n.split("/")[0] for n in names} == {"contract", "jobs", "models", "udfs"}
     assert all(n.endswith(".py") for n in names)
     again = package.build_archive(tmp_path / "b.zip")
     assert again.read_bytes() == (tmp_path / "a.zip").read_bytes()

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs import backfill, cli, ingest
-from jobs.spark import DELTA_PACKAGE
+from jobs import ingest
+from jobs.core import pipeline
+from jobs.core.spark import DELTA_PACKAGE
+from jobs.ops import backfill
 from tests.conftest import REPO, make_student
 from tests.test_backfill import SMALL_SPARK
 
@@ -132,7 +134,7 @@ def test_nightly_spark_steps_are_the_backfill_defaults_in_pipeline_order(dagbag)
     spark_tasks = [t for t in dag.topological_sort() if t.task_type == "SparkSubmitOperator"]
     steps = [t.task_id.replace("_", "-") for t in spark_tasks]
     assert steps == list(backfill.DEFAULT_STEPS)
-    known = list(cli.SPARK_STEPS)
+    known = pipeline.step_names(engine="spark")
     assert steps == sorted(steps, key=known.index), "nightly steps out of pipeline order"
     for task in spark_tasks:
         script = task.application.split("}}/")[-1]
@@ -209,7 +211,7 @@ def test_airflow_backfill_maps_dates_to_ds(airflow_db):
 
 def publish_tiny_model(spark, lake):
     """What the training DAG leaves behind, made tiny: a published student knowing every item."""
-    from jobs import registry
+    from jobs.core import registry
 
     make_student(lake, "v1", known_items=list(range(1, TINY["synthetic_items"] + 1)), seed=1)
     registry.publish(spark, lake, PUBLISHED_DS, "v1", tolerance=0.0)

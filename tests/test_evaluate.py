@@ -2,9 +2,9 @@ import math
 
 import pytest
 
+from contract.tables import FEATURES_TEST, FEATURES_TRAIN, RECS_EVAL_METRICS
 from jobs import build_training_set, evaluate, ingest
-from jobs.lake import read_partition
-from jobs.tables import FEATURES_TEST, FEATURES_TRAIN, RECS_EVAL_METRICS
+from jobs.core.delta import read_partition
 
 DS = "2026-11-22"
 
@@ -58,7 +58,7 @@ def test_synthetic_tastes_are_learnable_and_metrics_are_written(spark, tmp_path)
     train, test = build_training_set.split_train_test(
         build_training_set.before_run_date(
             read_partition(spark, lake, ingest.RAW_INTERACTIONS, DS), DS), 0.2)
-    from jobs.lake import write_partition
+    from jobs.core.delta import write_partition
 
     write_partition(train, lake, FEATURES_TRAIN, DS)
     write_partition(test, lake, FEATURES_TEST, DS)

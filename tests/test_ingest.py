@@ -3,9 +3,10 @@ import datetime as dt
 import pandas as pd
 import pytest
 
+from contract.tables import RAW_INTERACTIONS, RAW_ITEMS, RAW_QUARANTINE
 from jobs import ingest
-from jobs.lake import read_partition
-from jobs.tables import RAW_INTERACTIONS, RAW_ITEMS, RAW_QUARANTINE
+from jobs.core.delta import read_partition
+from jobs.sources import InputError, movielens
 from tests.conftest import write
 
 DS = "2026-11-22"
@@ -66,8 +67,8 @@ def test_movielens_latest_with_tags(spark, lake, ml_latest):
 def test_movielens_100k(spark, lake, tmp_path):
     root = tmp_path / "ml-100k"
     write(root / "u.data", "1\t10\t4\t881250949\n2\t20\t1\t891717742\n")
-    flags_10 = "|".join("1" if g in ("Action", "Thriller") else "0" for g in ingest.ML_100K_GENRES)
-    flags_20 = "|".join("1" if g == "Comedy" else "0" for g in ingest.ML_100K_GENRES)
+    flags_10 = "|".join("1" if g in ("Action", "Thriller") else "0" for g in movielens.ML_100K_GENRES)
+    flags_20 = "|".join("1" if g == "Comedy" else "0" for g in movielens.ML_100K_GENRES)
     write(root / "u.item", f"10|Heat (1995)|01-Jan-1995||http://x|{flags_10}\n"
                            f"20|Café Society (1995)|01-Jan-1995||http://y|{flags_20}\n",
           encoding="latin-1")
@@ -193,32 +194,32 @@ def test_reingest_is_idempotent_and_leaves_other_dates_alone(spark, lake, ml_lat
 
 
 def test_missing_path_fails_naming_it(spark, lake, tmp_path):
-    with pytest.raises(ingest.InputError, match="nowhere"):
+    with pytest.raises(InputError, match="nowhere"):
         run_ingest(spark, lake, "--source", "movielens", "--path", str(tmp_path / "nowhere"))
 
 
 def test_empty_file_fails_naming_it(spark, lake, tmp_path, ml_latest):
     write(tmp_path / "ml-latest" / "ratings.csv", "")
-    with pytest.raises(ingest.InputError, match=r"input is empty: .*ratings\.csv"):
+    with pytest.raises(InputError, match=r"input is empty: .*ratings\.csv"):
         run_ingest(spark, lake, "--source", "movielens", "--path", ml_latest)
 
 
 def test_header_only_file_fails_naming_it(spark, lake, tmp_path, ml_latest):
     write(tmp_path / "ml-latest" / "ratings.csv", "userId,movieId,rating,timestamp\n")
-    with pytest.raises(ingest.InputError, match=r"no rows: .*ratings\.csv"):
+    with pytest.raises(InputError, match=r"no rows: .*ratings\.csv"):
         run_ingest(spark, lake, "--source", "movielens", "--path", ml_latest)
 
 
 def test_missing_column_fails_naming_file_and_column(spark, lake, tmp_path, ml_latest):
     write(tmp_path / "ml-latest" / "ratings.csv", "userId,movieId,rating\n1,10,4.0\n")
-    with pytest.raises(ingest.InputError, match=r"ratings\.csv lacks required column\(s\) timestamp"):
+    with pytest.raises(InputError, match=r"ratings\.csv lacks required column\(s\) timestamp"):
         run_ingest(spark, lake, "--source", "movielens", "--path", ml_latest)
 
 
 def test_synthetic_source_writes_generator_output_without_quarantine(spark, lake):
     counts = run_ingest(spark, lake, "--synthetic-users", "30", "--synthetic-items", "80",
                         "--synthetic-interactions", "10")
-    from jobs import synthetic
+    from jobs.sources import synthetic
 
     catalogue, events = synthetic.generate(
         synthetic.SyntheticSpec(num_users=30, num_items=80, mean_interactions_per_user=10), DS)

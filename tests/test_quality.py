@@ -3,8 +3,9 @@
 import pyarrow as pa
 import pytest
 
-from jobs import cli, quality
-from jobs.tables import BY_NAME
+from contract.tables import BY_NAME
+from jobs.core import pipeline
+from jobs.ops import quality
 
 DS, OLD_DS = "2026-11-22", "2026-11-21"
 
@@ -107,7 +108,7 @@ def test_every_flag_has_help():
 
 
 def test_gates_follow_steps_and_name_registry_tables():
-    assert set(quality.GATES) <= set(cli.SPARK_STEPS)
+    assert set(quality.GATES) <= set(pipeline.step_names(engine="spark"))
     for gate in quality.GATES.values():
         assert set(gate.require) <= set(BY_NAME)
     assert set(quality.QUARANTINED_SOURCES) <= set(BY_NAME)

@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
-from jobs import build_training_set, generate_candidates, registry, score
-from jobs.lake import read_partition
-from jobs.tables import RECS_CANDIDATES, RECS_MODEL_REGISTRY, RECS_SCORES, RECS_TOP_K
+from contract.tables import RECS_CANDIDATES, RECS_MODEL_REGISTRY, RECS_SCORES, RECS_TOP_K
+from jobs import build_training_set, generate_candidates, score
+from jobs.core import registry
+from jobs.core.delta import read_partition
 from tests.conftest import make_student, same_rows, small_scoring_lake
 from udfs.scoring import ScoringState
 
@@ -97,7 +98,7 @@ def test_first_stage_keeps_unseen_top_items_when_all_pairs_are_too_many(spark, s
 
 
 def test_a_failed_scoring_run_leaves_the_previous_partition_readable(spark, scored_lake):
-    from jobs.lake import write_partition
+    from jobs.core.delta import write_partition
 
     before = read_partition(spark, scored_lake, RECS_SCORES, DS).toPandas()
     candidates = read_partition(spark, scored_lake, RECS_CANDIDATES, DS)

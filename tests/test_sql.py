@@ -10,7 +10,7 @@ import math
 import pyarrow as pa
 import pytest
 
-from jobs import sql
+from jobs.ops import sql
 from tests.conftest import REPO
 
 D1, D2 = "2026-11-21", "2026-11-22"
@@ -89,9 +89,9 @@ def normalized(rows):
 
 
 def test_literal_tables_follow_the_registry(literal_lake):
-    from jobs.tables import BY_NAME
-
     import deltalake
+
+    from contract.tables import BY_NAME
 
     for name in ("raw.items", "recs.top_k", "recs.scores", "recs.eval_metrics"):
         written = deltalake.DeltaTable(BY_NAME[name].path(literal_lake))
@@ -155,7 +155,7 @@ def test_every_flag_has_help():
 def test_docs_embed_the_examples_verbatim():
     doc = (REPO / "docs" / "SQL.md").read_text()
     assert sql.examples_markdown() in doc, (
-        "docs/SQL.md is stale: paste `python -m jobs.sql --list-examples` into it")
+        "docs/SQL.md is stale: paste `python -m jobs.ops.sql --list-examples` into it")
 
 
 def test_ddl_registers_existing_tables_for_spark_sql(literal_lake, capsys):

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
+from contract.tables import FEATURES_EXAMPLES, FEATURES_TEST, FEATURES_TRAIN, FEATURES_USER_HISTORY
 from jobs import build_training_set as bts
 from jobs import ingest
-from jobs.lake import read_partition
-from jobs.tables import (FEATURES_EXAMPLES, FEATURES_TEST, FEATURES_TRAIN,
-                         FEATURES_USER_HISTORY)
+from jobs.core.delta import read_partition
+from udfs import training_examples as te
 
 DS = "2026-11-22"
 
@@ -41,12 +41,12 @@ def test_nightly_mode_uses_everything_strictly_before_the_run_date(spark):
 
 
 def test_histories_exclude_same_time_items_and_negatives_avoid_positives():
-    spec = bts.ExampleSpec(history_length=2, negatives=1, valid_fraction=0.1, seed=1)
+    spec = te.ExampleSpec(history_length=2, negatives=1, valid_fraction=0.1, seed=1)
     popular = np.array([10, 11, 12, 13, 20, 21])
     cdf = np.cumsum(np.full(6, 1 / 6))
     cdf[-1] = np.nextafter(1.0, 0.0)
 
-    out = bts.sample_user_examples(5, np.array([10, 11, 12, 13]), np.array([100, 200, 200, 300]),
+    out = te.sample_user_examples(5, np.array([10, 11, 12, 13]), np.array([100, 200, 200, 300]),
                                    popular, cdf, spec)
 
     positives = out[out.label == 1]
@@ -59,10 +59,10 @@ def test_histories_exclude_same_time_items_and_negatives_avoid_positives():
 
 
 def test_latest_targets_are_marked_valid():
-    spec = bts.ExampleSpec(history_length=3, negatives=1, valid_fraction=0.2, seed=1)
+    spec = te.ExampleSpec(history_length=3, negatives=1, valid_fraction=0.2, seed=1)
     items = np.arange(1, 11)
     cdf = np.array([0.5, np.nextafter(1.0, 0.0)])
-    out = bts.sample_user_examples(1, items, np.arange(10) * 10, np.array([50, 51]), cdf, spec)
+    out = te.sample_user_examples(1, items, np.arange(10) * 10, np.array([50, 51]), cdf, spec)
     valid = out[(out.label == 1) & (out.split == "valid")]
     assert valid.item_id.tolist() == [9, 10]
 

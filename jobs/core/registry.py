@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs.lake import write_partition
-from jobs.tables import RECS_MODEL_REGISTRY
-
-
-def models_root(lake: str) -> Path:
-    return Path(os.path.abspath(lake)) / "models"
+from contract.layout import artifact_dir
+from contract.tables import RECS_MODEL_REGISTRY
+from jobs.core.delta import read_table, write_partition
 
 
 def student_dir(lake: str, version: str) -> Path:
-    path = models_root(lake) / version / "student"
+    """The student artifact of `version`, which must exist."""
+    path = artifact_dir(lake, version, "student")
     if not (path / "model.safetensors").is_file():
         raise FileNotFoundError(f"no student artifact for model version {version} at {path}: "
                                 "run `recs distill` first")
@@ -34,18 +31,9 @@ def valid_ndcg(lake: str, version: str) -> float:
     return float(value)
 
 
-def decisions(spark: SparkSession, lake: str):
-    from delta.tables import DeltaTable
-
-    path = RECS_MODEL_REGISTRY.path(lake)
-    if not DeltaTable.isDeltaTable(spark, path):
-        return None
-    return spark.read.format("delta").load(path)
-
-
 def current_model(spark: SparkSession, lake: str, excluding: str | None = None):
     """The latest published row (model_version, valid_ndcg), or None before any publish."""
-    table = decisions(spark, lake)
+    table = read_table(spark, lake, RECS_MODEL_REGISTRY, missing_ok=True)
     if table is None:
         return None
     published = table.where(F.col("decision") == "published")

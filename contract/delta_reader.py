@@ -1,29 +1,47 @@
-"""Read lake tables with the `deltalake` package: no Spark, no JVM (GPU nodes have neither)."""
+"""Read lake tables with the `deltalake` package: no Spark, no JVM (GPU nodes, quality gates and
+DuckDB have neither). The Spark twin of this reader is `jobs/core/delta.py`."""
 
 from __future__ import annotations
-
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable
+import pyarrow.dataset as pds
 
-from jobs.tables import Table
+from contract.tables import Table
+
+
+def delta_table(lake: str, table: Table, missing_ok: bool = False):
+    """`table`'s current version as a `deltalake.DeltaTable` (nothing read yet); None when the
+    table does not exist and `missing_ok`."""
+    from deltalake import DeltaTable
+
+    path = table.path(lake)
+    if not DeltaTable.is_deltatable(path):
+        if missing_ok:
+            return None
+        raise FileNotFoundError(f"{table.name}: no Delta table at {path}: run `recs {table.writer}` "
+                                "first")
+    return DeltaTable(path)
+
+
+def dataset(lake: str, table: Table, missing_ok: bool = False) -> pds.Dataset | None:
+    """`table` as a pyarrow dataset, for counting or filtering without reading it all."""
+    found = delta_table(lake, table, missing_ok)
+    return None if found is None else found.to_pyarrow_dataset()
 
 
 def read_partition(
     lake: str, table: Table, ds: str, columns: list[str] | None = None, allow_empty: bool = False
 ) -> pa.Table:
     """The rows of one `ds` partition of `table` (only `columns` when given)."""
-    path = table.path(lake)
-    if not DeltaTable.is_deltatable(path):
-        raise FileNotFoundError(f"{table.name}: no Delta table at {path}")
     unknown = sorted(set(columns or ()) - set(table.column_names))
     if unknown:
         raise ValueError(f"{table.name} has no columns {unknown}")
-    rows = DeltaTable(path).to_pyarrow_table(filters=[("ds", "=", ds)], columns=columns)
+    rows = delta_table(lake, table).to_pyarrow_table(filters=[("ds", "=", ds)], columns=columns)
     if rows.num_rows == 0 and not allow_empty:
-        raise ValueError(f"{table.name} has no rows for ds={ds} at {path}")
+        raise ValueError(f"{table.name} has no rows for ds={ds} at {table.path(lake)}: run "
+                         f"`recs {table.writer}` for ds={ds} first")
     return rows
 
 

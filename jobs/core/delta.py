@@ -1,4 +1,5 @@
-"""Delta I/O at the edge: create tables from their definitions, replace one `ds`, read one `ds`."""
+"""Delta I/O through Spark, at the edge: create tables from their definitions, replace one `ds`,
+read one `ds`. The JVM-free twin of the reader is `contract/delta_reader.py`."""
 
 from __future__ import annotations
 
@@ -6,10 +7,32 @@ import logging
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
-from jobs.tables import Table, spark_schema
+from contract.tables import Table
 
 log = logging.getLogger(__name__)
+
+
+def spark_type(type_name: str) -> T.DataType:
+    scalars = {
+        "string": T.StringType(),
+        "long": T.LongType(),
+        "int": T.IntegerType(),
+        "double": T.DoubleType(),
+        "float": T.FloatType(),
+        "timestamp": T.TimestampType(),
+    }
+    if type_name.startswith("array<") and type_name.endswith(">"):
+        return T.ArrayType(spark_type(type_name[len("array<"):-1]), containsNull=True)
+    return scalars[type_name]
+
+
+def spark_schema(table: Table) -> T.StructType:
+    return T.StructType(
+        [T.StructField(c.name, spark_type(c.type), c.nullable, {"comment": c.doc})
+         for c in table.columns]
+    )
 
 
 def ensure_table(spark: SparkSession, lake: str, table: Table) -> None:
@@ -43,18 +66,34 @@ def write_partition(df: DataFrame, lake: str, table: Table, ds: str) -> None:
     (out.write.format("delta")
      .mode("overwrite")
      .option("replaceWhere", f"ds = '{ds}'")
+     # The contract only grows: a column added to a table's definition is added to an existing
+     # table by its next write (conform() has already limited the frame to contract columns).
+     .option("mergeSchema", "true")
      .save(table.path(lake)))
     log.info("wrote %s ds=%s -> %s", table.name, ds, table.path(lake))
 
 
-def read_partition(spark: SparkSession, lake: str, table: Table, ds: str) -> DataFrame:
+def read_table(spark: SparkSession, lake: str, table: Table, missing_ok: bool = False
+               ) -> DataFrame | None:
+    """Every partition of `table`; None when it does not exist yet and `missing_ok`."""
     from delta.tables import DeltaTable
 
     path = table.path(lake)
     if not DeltaTable.isDeltaTable(spark, path):
+        if missing_ok:
+            return None
         raise FileNotFoundError(f"{table.name} does not exist at {path}: run `recs {table.writer}` "
-                                f"for ds={ds} first")
-    return spark.read.format("delta").load(path).where(F.col("ds") == ds).drop("ds")
+                                "first")
+    return spark.read.format("delta").load(path)
+
+
+def read_partition(spark: SparkSession, lake: str, table: Table, ds: str) -> DataFrame:
+    """The rows of one `ds` partition of `table` (without the ds column)."""
+    try:
+        rows = read_table(spark, lake, table)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{e} (for ds={ds})") from None
+    return rows.where(F.col("ds") == ds).drop("ds")
 
 
 def require_rows(df: DataFrame, table: Table, ds: str) -> None:

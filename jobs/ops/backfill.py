@@ -3,7 +3,7 @@
 For ad-hoc use on a laptop or an edge node; scheduled history goes through Airflow
 (`airflow backfill create --dag-id recs_nightly`, see docs/AIRFLOW.md), which runs the same job
 files with the same gates. Dates run oldest first and, within a date, the steps in pipeline order,
-each followed by its quality gate (`jobs.quality.GATES`). The first failure stops the backfill
+each followed by its quality gate (`jobs.ops.quality.GATES`). The first failure stops the backfill
 and names the date and the step, so `--from <that date>` resumes it. Every job replaces exactly
 its `ds` partition, so re-running a range leaves the same tables.
 """
@@ -19,25 +19,28 @@ import shutil
 import subprocess
 import sys
 
-from jobs.args import run_date, setup_logging
-from jobs.quality import DEFAULT_MAX_QUARANTINE_FRACTION, QualityError, check_step, quarantine_limit
-from jobs.spark import delta_submit_args, extra_conf_from_env
-from jobs.tables import LAKE_DEFAULT
+from contract.args import add_lake_arg, run_date
+from jobs.core.pipeline import BY_NAME, step_names, steps
+from jobs.core.spark import delta_submit_args, extra_conf_from_env
+from jobs.core.step import setup_logging
+from jobs.ops.quality import (
+    DEFAULT_MAX_QUARANTINE_FRACTION,
+    QualityError,
+    check_step,
+    quarantine_limit,
+)
 
 log = logging.getLogger(__name__)
 
 # What the nightly DAG runs (a test keeps the two equal); evaluate runs only in evaluation mode
 # (--holdout-fraction F > 0), as in the DAG. publish decides about a model version, not a
 # date's data, so it is not a per-date step.
-DEFAULT_STEPS = ("ingest", "build-training-set", "generate-candidates", "score", "evaluate")
+DEFAULT_STEPS = tuple(step_names(engine="spark", schedule="nightly"))
 
 
 def spark_steps() -> dict:
-    # jobs.cli imports this module to dispatch `recs backfill`; importing it back lazily avoids
-    # the cycle while keeping jobs.cli.SPARK_STEPS the one list of steps in pipeline order.
-    from jobs.cli import SPARK_STEPS
-
-    return SPARK_STEPS
+    """Name -> module of every Spark step, in pipeline order."""
+    return {step.name: step.load() for step in steps(engine="spark")}
 
 
 def dates(first: str, last: str) -> list[str]:
@@ -85,9 +88,9 @@ def run(args: argparse.Namespace) -> list[tuple[str, str]]:
     done: list[tuple[str, str]] = []
     for ds in dates(args.from_date, args.to_date):
         for step in args.steps:
-            if step == "evaluate" and args.holdout_fraction is None:
-                log.info("backfill ds=%s: nightly mode (no --holdout-fraction), evaluate skipped",
-                         ds)
+            if BY_NAME[step].evaluation_only and args.holdout_fraction is None:
+                log.info("backfill ds=%s: nightly mode (no --holdout-fraction), %s skipped",
+                         ds, step)
                 continue
             command = submit_command(args, step, ds, python)
             if args.dry_run:
@@ -139,9 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Comma-separated steps to run, always in pipeline order, any of "
                              + ",".join(spark_steps()) + " (default: the nightly's, "
                              + ",".join(DEFAULT_STEPS) + ").")
-    parser.add_argument("--lake", default=os.environ.get("RECS_LAKE", LAKE_DEFAULT),
-                        help="Root directory of the Delta lake (default: $RECS_LAKE or "
-                             "%(default)s).")
+    add_lake_arg(parser)
     parser.add_argument("--master", default="local[*]",
                         help="Spark master passed to spark-submit (default: %(default)s).")
     parser.add_argument("--spark-submit", default=default_spark_submit(),

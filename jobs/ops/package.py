@@ -1,7 +1,8 @@
 """`recs package`: the project's code as one archive for `spark-submit --py-files`.
 
 On a cluster, executors run the scoring UDF (which imports `udfs` and `models`) and the driver
-runs `jobs`; none of them has this checkout. The archive holds those three packages, sources
+runs `jobs`; none of them has this checkout. The archive holds those packages (and `contract`, which
+both sides import), sources
 only, and Spark puts it on every Python path:
 
     spark-submit --master <cluster> --py-files dist/recs_jobs.zip <delta args> jobs/score.py ...
@@ -17,8 +18,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-PACKAGES = ("jobs", "models", "udfs")
-PROJECT = Path(__file__).resolve().parents[1]
+PACKAGES = ("contract", "jobs", "models", "udfs")
+PROJECT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = PROJECT / "dist" / "recs_jobs.zip"
 
 

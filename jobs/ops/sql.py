@@ -19,7 +19,9 @@ import sys
 import tempfile
 from dataclasses import dataclass
 
-from jobs.tables import ALL_TABLES, LAKE_DEFAULT, Table
+from contract import delta_reader
+from contract.args import add_lake_arg
+from contract.tables import ALL_TABLES, Table
 
 
 @dataclass(frozen=True)
@@ -97,10 +99,8 @@ ORDER BY model, ds"""),
 
 
 def existing_tables(lake: str) -> list[Table]:
-    """Registry tables that exist as Delta tables at the lake."""
-    from deltalake import DeltaTable
-
-    return [t for t in ALL_TABLES if DeltaTable.is_deltatable(t.path(lake))]
+    """Contract tables that exist as Delta tables at the lake."""
+    return [t for t in ALL_TABLES if delta_reader.delta_table(lake, t, missing_ok=True)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,7 +159,6 @@ def run_spark(spark, lake: str, query: str):
 def duckdb_connect(lake: str):
     """A DuckDB connection where every existing lake table is a view under its SQL name."""
     import duckdb
-    from deltalake import DeltaTable
 
     con = duckdb.connect()
     for table in existing_tables(lake):
@@ -167,7 +166,7 @@ def duckdb_connect(lake: str):
         arrow_name = f"{database}__{name}_arrow"
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {database}")
         # A dataset, not a table: DuckDB pushes filters (e.g. on ds) into the Parquet scan.
-        con.register(arrow_name, DeltaTable(table.path(lake)).to_pyarrow_dataset())
+        con.register(arrow_name, delta_reader.dataset(lake, table))
         con.execute(f"CREATE VIEW {table.name} AS SELECT * FROM {arrow_name}")
     return con
 
@@ -200,9 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ddl", action="store_true",
                         help="Print the statements that register the lake's existing tables, "
                              "for `spark-sql -i FILE`, and exit.")
-    parser.add_argument("--lake", default=os.environ.get("RECS_LAKE", LAKE_DEFAULT),
-                        help="Root directory of the Delta lake (default: $RECS_LAKE or "
-                             "%(default)s).")
+    add_lake_arg(parser)
     parser.add_argument("--engine", choices=["spark", "duckdb"], default="spark",
                         help="spark: Spark SQL dialect, local Spark session; duckdb: DuckDB "
                              "dialect over Arrow, no JVM, starts in a second (default: "
@@ -231,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
         duckdb_connect(args.lake).sql(query).show(max_rows=args.max_rows)
         return
     _keep_catalog_out_of_cwd()
-    from jobs.spark import get_spark
+    from jobs.core.spark import get_spark
 
     spark = get_spark("recs-sql", args.master, ui=False)
     run_spark(spark, args.lake, query).show(args.max_rows, truncate=False)

@@ -1,52 +1,16 @@
-"""Command-line arguments every job shares, validated once."""
+"""What every Spark step shares: the common flags, logging, and `main(argv)` -> one SparkSession -> `run`."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import logging
-import os
 
-from jobs.tables import LAKE_DEFAULT
-
-
-def run_date(value: str) -> str:
-    """`--ds`: a real calendar date written YYYY-MM-DD, nothing else."""
-    try:
-        parsed = dt.date.fromisoformat(value)
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.isoformat() != value:
-        raise argparse.ArgumentTypeError(f"--ds must be a real date written YYYY-MM-DD, got {value!r}")
-    return value
-
-
-def positive_int(value: str) -> int:
-    number = int(value)
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return number
-
-
-def fraction(value: str) -> float:
-    number = float(value)
-    if not 0.0 < number < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a fraction strictly between 0 and 1, got {value}")
-    return number
-
-
-def holdout_fraction(value: str) -> float | None:
-    """`--holdout-fraction`: a fraction for evaluation mode, or 0 for nightly mode (no holdout).
-
-    0 exists so that a scheduler can pass the flag on every run and choose the mode by value.
-    """
-    return None if float(value) == 0 else fraction(value)
+from contract.args import add_lake_arg, run_date
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--lake", default=os.environ.get("RECS_LAKE", LAKE_DEFAULT),
-        help="Root directory of the Delta lake (default: $RECS_LAKE or %(default)s).")
+    add_lake_arg(parser)
     parser.add_argument(
         "--ds", type=run_date, default=dt.datetime.now(dt.timezone.utc).date().isoformat(),
         help="Run date YYYY-MM-DD: the partition this run reads and replaces (default: today, UTC).")
@@ -77,6 +41,6 @@ def run_spark_step(parser: argparse.ArgumentParser, run, argv: list[str] | None)
     """`main(argv)` of every Spark step: parse, log, one SparkSession, run."""
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
-    from jobs.spark import get_spark
+    from jobs.core.spark import get_spark
 
     return run(get_spark(parser.prog.replace(" ", "-"), args.master), args)

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from dataclasses import dataclass
 
-from jobs.args import fraction, run_date, setup_logging
-from jobs.tables import BY_NAME, LAKE_DEFAULT, RAW_INTERACTIONS, RAW_ITEMS, RAW_QUARANTINE, Table
+from contract.args import add_lake_arg, fraction, run_date
+from contract.tables import BY_NAME, RAW_INTERACTIONS, RAW_ITEMS, RAW_QUARANTINE, Table
+from jobs.core.step import setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -59,20 +59,13 @@ class QualityError(RuntimeError):
     """A gate failed; the message has one line per problem."""
 
 
-def _dataset(lake: str, table: Table):
-    from deltalake import DeltaTable
-
-    path = table.path(lake)
-    if not DeltaTable.is_deltatable(path):
-        return None
-    return DeltaTable(path).to_pyarrow_dataset()
-
-
 def count_rows(lake: str, table: Table, ds: str) -> int | None:
     """Rows of `table` in partition `ds`; None when the table does not exist."""
     import pyarrow.compute as pc
 
-    dataset = _dataset(lake, table)
+    from contract import delta_reader
+
+    dataset = delta_reader.dataset(lake, table, missing_ok=True)
     return None if dataset is None else dataset.count_rows(filter=pc.field("ds") == ds)
 
 
@@ -80,7 +73,9 @@ def quarantined_by_source(lake: str, ds: str) -> dict[str, int] | None:
     """Quarantined rows per `source_table` for `ds`; None when raw.quarantine does not exist."""
     import pyarrow.compute as pc
 
-    dataset = _dataset(lake, RAW_QUARANTINE)
+    from contract import delta_reader
+
+    dataset = delta_reader.dataset(lake, RAW_QUARANTINE, missing_ok=True)
     if dataset is None:
         return None
     column = dataset.to_table(columns=["source_table"], filter=pc.field("ds") == ds)["source_table"]
@@ -154,9 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Data-quality gate for one run date, without Spark: fail (exit 1) when too "
                     "many raw rows were quarantined or a table the next step needs is missing or "
                     "empty. Each problem is printed naming the table and the counts.")
-    parser.add_argument("--lake", default=os.environ.get("RECS_LAKE", LAKE_DEFAULT),
-                        help="Root directory of the Delta lake (default: $RECS_LAKE or "
-                             "%(default)s).")
+    add_lake_arg(parser)
     parser.add_argument("--ds", type=run_date, required=True,
                         help="Run date YYYY-MM-DD whose partitions are checked.")
     parser.add_argument("--max-quarantine-fraction", type=quarantine_limit, default=None,

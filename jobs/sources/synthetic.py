@@ -185,3 +185,19 @@ def generate(spec: SyntheticSpec, ds: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     interactions = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "rating"])
     catalogue = items[["item_id", "title", "genres", "description"]].copy()
     return catalogue, interactions
+
+
+def read_synthetic(spark, spec: SyntheticSpec, ds: str):
+    """The generated data as a `RawSource` of strings, like every other source."""
+    from jobs.sources.base import RawSource
+
+    items, interactions = generate(spec, ds)
+    interactions = interactions.astype({"user_id": str, "item_id": str, "timestamp": str,
+                                        "rating": str})
+    items = items.assign(item_id=items["item_id"].astype(str))
+    return RawSource(
+        interactions=spark.createDataFrame(
+            interactions, "user_id string, item_id string, timestamp string, rating string"),
+        items=spark.createDataFrame(
+            items, "item_id string, title string, genres array<string>, description string"),
+        tags=None, timestamp_format="epoch_s", rating_range=(1.0, 5.0))

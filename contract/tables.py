@@ -1,19 +1,18 @@
 """Every lake table, defined once: name, location under the lake root, schema, partitioning.
 
-This module imports no Spark at module level, so the JVM-free side of the project (teacher
-training on GPU nodes, DuckDB/deltalake readers) can share the same definitions. The Spark
-StructType is built on demand by `spark_schema`.
+No Spark here: the JVM-free side of the project (teacher training on GPU nodes, the deltalake
+and DuckDB readers, the quality gates) shares these definitions with the Spark jobs, which build
+their StructType from them in `jobs/core/delta.py`.
 
-`docs/TABLES.md` is generated from these definitions (`python -m jobs.tables > docs/TABLES.md`)
+`docs/TABLES.md` is generated from these definitions (`python -m contract.tables > docs/TABLES.md`)
 and a test keeps the two in step, so the documented contract cannot drift from the code.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-LAKE_DEFAULT = "./lake"
+from contract.layout import lake_root
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class Table:
         return self.name.replace(".", "/")
 
     def path(self, lake: str) -> str:
-        return os.path.join(os.path.abspath(lake), self.relative_path)
+        return str(lake_root(lake) / self.relative_path)
 
     @property
     def column_names(self) -> list[str]:
@@ -205,7 +204,7 @@ RECS_MODEL_REGISTRY = Table(
         Column("reason", "string", "Why, with the figures compared."),
         Column("decided_at", "timestamp", "When the decision was made (UTC)."),
     ),
-    writer="evaluate",
+    writer="publish",
 )
 
 RECS_EVAL_METRICS = Table(
@@ -217,8 +216,12 @@ RECS_EVAL_METRICS = Table(
                "(baselines carry the run's version so one run's rows group together)."),
         Column("model", "string", "student, teacher, popularity or als."),
         Column("metric", "string", "ndcg@10, recall@20, coverage@10, cold_recall@20, "
-               "evaluated_users."),
-        Column("value", "double", "The metric's mean over evaluated users (or the count)."),
+               "evaluated_users; or `absent`: the model could not be measured (see note)."),
+        Column("value", "double", "The metric's mean over evaluated users (or the count); NaN "
+               "for `absent`."),
+        Column("note", "string", "Why a model has no figures in this run (metric `absent`: its "
+               "input, e.g. its artifact or recs.top_k, is missing); null on measured rows.",
+               True),
     ),
     writer="evaluate",
 )
@@ -241,36 +244,11 @@ ALL_TABLES: tuple[Table, ...] = (
 BY_NAME = {t.name: t for t in ALL_TABLES}
 
 
-def spark_type(type_name: str):
-    from pyspark.sql import types as T
-
-    scalars = {
-        "string": T.StringType(),
-        "long": T.LongType(),
-        "int": T.IntegerType(),
-        "double": T.DoubleType(),
-        "float": T.FloatType(),
-        "timestamp": T.TimestampType(),
-    }
-    if type_name.startswith("array<") and type_name.endswith(">"):
-        return T.ArrayType(spark_type(type_name[len("array<"):-1]), containsNull=True)
-    return scalars[type_name]
-
-
-def spark_schema(table: Table):
-    from pyspark.sql import types as T
-
-    return T.StructType(
-        [T.StructField(c.name, spark_type(c.type), c.nullable, {"comment": c.doc})
-         for c in table.columns]
-    )
-
-
 def markdown() -> str:
     lines = [
         "# Lake tables",
         "",
-        "Generated from `jobs/tables.py` by `python -m jobs.tables > docs/TABLES.md`; a test fails",
+        "Generated from `contract/tables.py` by `python -m contract.tables > docs/TABLES.md`; a test fails",
         "when this file and the code disagree. These schemas are a contract for downstream SQL:",
         "columns are only ever added, never renamed or retyped.",
         "",
