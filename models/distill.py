@@ -14,28 +14,41 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from jobs.args import run_date
-from jobs.tables import LAKE_DEFAULT
-from models import metrics
+from contract.args import add_lake_arg, run_date
+from contract.layout import artifact_dir, latest_artifact
+from models import losses, metrics
 from models.artifact import load_teacher
-from models.data import (Groups, RankingTask, load_catalogue, read_examples, tokenize,
-                         train_item_ids, validation_task)
-from models.evaluate_teacher import latest_artifact
+from models.data import (
+    Groups,
+    RankingTask,
+    load_catalogue,
+    read_examples,
+    tokenize,
+    train_item_ids,
+    validation_task,
+)
 from models.runtime import resolve_device
+from models.safe_weights import save_model
 from models.scoring import item_vectors, text_from_tokens, top_k, user_vectors
-from models.student import Student, StudentConfig, save_student
-from models.training import make_batch, shuffled_batches, step_budget
+from models.student import Student, StudentConfig
+from models.training import (
+    Batch,
+    FitResult,
+    StepLoss,
+    make_batch,
+    plot_curves,
+    step_budget,
+    train_loop,
+)
+
+MASKED_LOGIT = -1e4  # an excluded in-batch candidate's logit, for student and teacher alike
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,7 @@ class DistillOptions:
     nce_weight: float = 0.5
     distill_temperature: float = 2.0
     patience: int = 3
+    log_every: int = 20
     seed: int = 0
 
 
@@ -73,43 +87,35 @@ def student_rankings(student: Student, tokens: np.ndarray, item_ids: np.ndarray,
 
 
 def evaluate_student(student: Student, tokens: np.ndarray, item_ids: np.ndarray,
-                     task: RankingTask, cold_rows: np.ndarray = np.array([], dtype=np.int64)) -> dict:
+                     task: RankingTask) -> dict:
     ranked = student_rankings(student, tokens, item_ids, task)
     relevant = {int(u): r.tolist() for u, r in zip(task.user_ids, task.relevant)}
-    return metrics.evaluate(ranked, relevant, len(item_ids), cold_rows.tolist())
+    return metrics.evaluate(ranked, relevant, len(item_ids))
 
 
-def distill_loss(student: Student, token_ids: torch.Tensor, id_rows: torch.Tensor, batch,
+def distill_loss(student: Student, token_ids: torch.Tensor, id_rows: torch.Tensor, batch: Batch,
                  teacher_users: torch.Tensor, teacher_items: torch.Tensor, teacher_temperature: float,
                  options: DistillOptions) -> tuple[torch.Tensor, dict]:
+    """KL to the teacher's in-batch softmax + InfoNCE + BCE on the hard labels.
+
+    teacher_users [G, D] are the batch's groups' user vectors, teacher_items [N, D] the whole
+    catalogue's; `teacher_temperature` turns their dot products into the teacher's logits.
+    """
     rows = torch.as_tensor(batch.rows)
     vecs = student.items(token_ids[rows], id_rows[rows])
-    hist_mask = batch.history >= 0
-    users = student.users(vecs[batch.history.clamp(min=0)] * hist_mask.unsqueeze(-1), hist_mask)
+    users = student.users(*batch.histories(vecs))
 
-    neg_mask = batch.negatives >= 0
-    cand = torch.cat([batch.positive, batch.negatives[neg_mask]])
-    cand_rows = torch.cat([batch.positive_rows, batch.negative_rows[neg_mask]])
-    g = len(batch.positive)
-    target = torch.arange(g)
-    # Another group's candidate that is this group's positive item is not a negative.
-    same = cand_rows.unsqueeze(0) == batch.positive_rows.unsqueeze(1)
-    same[target, target] = False
-
-    student_logits = student.score(users, vecs[cand]).masked_fill(same, -1e4)
+    cand, cand_rows = batch.candidates()
+    same = losses.other_positives(cand_rows, batch.positive_rows)
+    # Finite, not -inf: the KL of two -inf columns is NaN (see losses.distill_kl).
+    student_logits = student.score(users, vecs[cand]).masked_fill(same, MASKED_LOGIT)
     teacher_logits = (teacher_users @ teacher_items[cand_rows].T / teacher_temperature
-                      ).masked_fill(same, -1e4)
-    t = options.distill_temperature
-    kl = F.kl_div(F.log_softmax(student_logits / t, -1), F.log_softmax(teacher_logits / t, -1),
-                  log_target=True, reduction="batchmean") * t * t
-    nce = F.cross_entropy(student_logits, target)
+                      ).masked_fill(same, MASKED_LOGIT)
+    kl = losses.distill_kl(student_logits, teacher_logits, options.distill_temperature)
+    nce = losses.info_nce(student_logits)
 
-    own = torch.cat([batch.positive.unsqueeze(1), batch.negatives.clamp(min=0)], 1)
-    own_logits = student.score_pairs(users.unsqueeze(1), vecs[own])
-    labels = torch.zeros_like(own_logits)
-    labels[:, 0] = 1
-    weight = torch.cat([torch.ones_like(neg_mask[:, :1]), neg_mask], 1).float()
-    bce = F.binary_cross_entropy_with_logits(own_logits, labels, weight, reduction="sum") / weight.sum()
+    own_logits = student.score_pairs(users.unsqueeze(1), vecs[batch.own()])
+    bce = losses.own_bce(own_logits, batch.negatives >= 0)
 
     loss = options.kl_weight * kl + options.bce_weight * bce + options.nce_weight * nce
     return loss, {"loss": loss.item(), "kl": kl.item(), "bce": bce.item(), "nce": nce.item()}
@@ -117,9 +123,11 @@ def distill_loss(student: Student, token_ids: torch.Tensor, id_rows: torch.Tenso
 
 def fit_student(student: Student, token_ids: np.ndarray, item_ids: np.ndarray, train: Groups,
                 teacher_users: torch.Tensor, teacher_items: torch.Tensor, teacher_temperature: float,
-                valid: RankingTask | None, options: DistillOptions) -> dict:
-    """Train in place; on return the student holds its best validation weights."""
-    torch.manual_seed(options.seed)
+                valid: RankingTask | None, options: DistillOptions) -> FitResult:
+    """Train in place; on return the student holds its best validation weights.
+
+    teacher_users [len(train), D] are the teacher's user vectors of every train group.
+    """
     tokens_t = torch.as_tensor(token_ids)
     id_rows = student.items.id_rows(torch.as_tensor(item_ids))
     lengths = np.ones(len(item_ids), dtype=np.int64)  # no token budget: the student reads ids
@@ -128,77 +136,25 @@ def fit_student(student: Student, token_ids: np.ndarray, item_ids: np.ndarray, t
     optimizer = torch.optim.AdamW(student.parameters(), lr=options.lr,
                                   weight_decay=options.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / total))
-    curves: dict[str, list] = {"train": [], "valid": []}
-    best = (-math.inf, 0, None)
-    stale, running, examples, seconds = 0, {}, 0, 0.0
-    batches = shuffled_batches(len(train), options.batch_groups, options.seed)
-    bar = tqdm(range(1, total + 1), desc="distil student", unit="step")
-    student.train()
-    for step in bar:
-        index = next(batches)
-        started = time.perf_counter()
+
+    def step_loss(index: np.ndarray) -> StepLoss:
         batch = make_batch(train, index, lengths, student.cfg.max_history, 10**9,
                            torch.device("cpu"))
         loss, parts = distill_loss(student, tokens_t, id_rows, batch,
                                    teacher_users[torch.as_tensor(index)], teacher_items,
                                    teacher_temperature, options)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        seconds += time.perf_counter() - started
-        examples += batch.examples
-        for k, v in parts.items():
-            running[k] = running.get(k, 0.0) + v
-        if step % 20 == 0 or step == total:
-            n = step % 20 or 20
-            curves["train"].append({"step": step, **{k: v / n for k, v in running.items()}})
-            running = {}
-        bar.set_postfix(loss=f"{parts['loss']:.3f}", samples_s=f"{examples / seconds:.0f}")
-        if valid is not None and (step % steps_per_epoch == 0 or step == total):
-            scores = evaluate_student(student, token_ids, item_ids, valid)
-            student.train()
-            curves["valid"].append({"step": step, "ndcg@10": scores["ndcg@10"],
-                                    "recall@20": scores["recall@20"]})
-            bar.write(f"step {step}: valid ndcg@10 {scores['ndcg@10']:.4f}")
-            if scores["ndcg@10"] > best[0]:
-                best = (scores["ndcg@10"], step,
-                        {k: v.detach().clone() for k, v in student.state_dict().items()})
-                stale = 0
-            else:
-                stale += 1
-                if stale >= options.patience:
-                    break
-    bar.close()
-    if best[2] is not None:
-        student.load_state_dict(best[2])
-    student.eval()
-    return {"curves": curves, "best_step": best[1],
-            "best_valid_ndcg@10": best[0] if best[2] is not None else None,
-            "samples_per_s": examples / max(seconds, 1e-9), "train_seconds": seconds}
+        return StepLoss(loss, parts, batch.examples)
 
-
-def plot_curves(curves: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
-    train = curves["train"]
-    for key in ("loss", "kl", "bce", "nce"):
-        left.plot([p["step"] for p in train], [p[key] for p in train], label=key)
-    left.set_xlabel("step"), left.set_title("training loss"), left.legend()
-    valid = curves["valid"]
-    right.plot([p["step"] for p in valid], [p["ndcg@10"] for p in valid], marker="o")
-    right.set_xlabel("step"), right.set_title("validation NDCG@10")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    evaluate = None if valid is None else (
+        lambda: evaluate_student(student, token_ids, item_ids, valid))
+    return train_loop(student, step_loss, len(train), optimizer, schedule, total_steps=total,
+                      batch_groups=options.batch_groups, seed=options.seed,
+                      eval_every=steps_per_epoch, patience=options.patience,
+                      log_every=options.log_every, evaluate=evaluate, desc="distil student")
 
 
 def distill(lake: str, ds: str, teacher_dir: Path, options: DistillOptions) -> Path:
-    teacher, tokenizer, teacher_config = load_teacher(teacher_dir, "cpu")
+    teacher, tokenizer, _ = load_teacher(teacher_dir, "cpu")
     catalogue = load_catalogue(lake, ds)
     teacher_tokens = tokenize(tokenizer, catalogue.texts, teacher.cfg.max_item_tokens)
     train, valid = read_examples(lake, ds, catalogue)
@@ -220,14 +176,15 @@ def distill(lake: str, ds: str, teacher_dir: Path, options: DistillOptions) -> P
     result = fit_student(student, teacher_tokens.ids, catalogue.item_ids, train, teacher_users,
                          teacher_items, teacher.cfg.temperature, valid_task, options)
 
-    out = Path(teacher_dir).parent / "student"
-    save_student(student, out, {"teacher_dir": str(teacher_dir), "ds": ds,
-                                "options": asdict(options)})
-    tokenizer.save_pretrained(str(out))
-    (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
-    plot_curves(result["curves"], out / "curves.png")
-    print(f"student: best valid NDCG@10 {result['best_valid_ndcg@10']}, "
-          f"{result['samples_per_s']:.0f} samples/s -> {out}")
+    # The student is the same model version as its teacher.
+    out = artifact_dir(lake, Path(teacher_dir).parent.name, "student")
+    save_model(student, out, {"teacher_dir": str(teacher_dir), "ds": ds,
+                              "options": asdict(options)}, tokenizer=tokenizer)
+    summary = result.summary()
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    plot_curves(result, out / "curves.png")
+    print(f"student: best valid NDCG@10 {summary['best_valid_ndcg@10']}, "
+          f"{summary['samples_per_s']:.0f} samples/s -> {out}")
     return out
 
 
@@ -235,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="recs distill", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     d = DistillOptions()
-    p.add_argument("--lake", default=LAKE_DEFAULT, help="lake root holding the Delta tables")
+    add_lake_arg(p)
     p.add_argument("--ds", required=True, type=run_date, help="run date YYYY-MM-DD")
     p.add_argument("--teacher-dir", default=None,
                    help="teacher artifact (default: the newest <lake>/models/<ds>-*/teacher)")
@@ -264,7 +221,7 @@ def main(argv: list[str] | None = None) -> Path:
                              bce_weight=args.bce_weight, nce_weight=args.nce_weight,
                              distill_temperature=args.distill_temperature,
                              patience=args.patience, seed=args.seed)
-    teacher_dir = Path(args.teacher_dir) if args.teacher_dir else latest_artifact(args.lake, args.ds)
+    teacher_dir = Path(args.teacher_dir) if args.teacher_dir else latest_artifact(args.lake, args.ds, "teacher")
     return distill(args.lake, args.ds, teacher_dir, options)
 
 

@@ -11,29 +11,29 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from jobs.tables import FEATURES_TEST, LAKE_DEFAULT
+from contract.args import add_lake_arg, run_date
+from contract.delta_reader import read_partition
+from contract.layout import latest_artifact
+from contract.tables import FEATURES_TEST
 from models import metrics
-from models.artifact import ArtifactError, load_teacher
+from models.artifact import load_teacher
 from models.data import RankingTask, evaluation_task, load_catalogue, tokenize, train_item_ids
-from models.lake import read_partition
+from models.runtime import HelpFormatter, resolve_device, use_bf16
 from models.scoring import item_vectors, rankings, text_from_tokens
 from models.teacher import Teacher
-from jobs.args import run_date
-from models.runtime import HelpFormatter, resolve_device, use_bf16
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m models.evaluate_teacher", description=__doc__,
         formatter_class=HelpFormatter)
-    p.add_argument("--lake", default=LAKE_DEFAULT, help="lake root holding the Delta tables")
+    add_lake_arg(p)
     p.add_argument("--ds", required=True, type=run_date, help="run date YYYY-MM-DD of the partitions to read")
     p.add_argument("--model-dir", default=None,
                    help="teacher artifact directory (default: the newest <lake>/models/<ds>-*/teacher)")
@@ -44,14 +44,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="fp32",
                    help="autocast dtype for encoding; fp32 by default so figures do not depend on hardware")
     return p.parse_args(argv)
-
-
-def latest_artifact(lake: str, ds: str) -> Path:
-    root = Path(os.path.abspath(lake)) / "models"
-    found = sorted(root.glob(f"{ds}-*/teacher"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise ArtifactError(f"no teacher artifact for ds={ds} under {root}; pass --model-dir")
-    return found[-1]
 
 
 def score_task(teacher: Teacher, task: RankingTask, vecs: torch.Tensor, lengths: np.ndarray,
@@ -80,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = resolve_device(args.device)
     bf16 = use_bf16(args.precision, device)
-    model_dir = Path(args.model_dir) if args.model_dir else latest_artifact(args.lake, args.ds)
+    model_dir = Path(args.model_dir) if args.model_dir else latest_artifact(args.lake, args.ds, "teacher")
     result = evaluate_artifact(model_dir, args.lake, args.ds, device, bf16)
     output = Path(args.output) if args.output else model_dir / f"evaluation-{args.ds}.json"
     output.write_text(json.dumps(result, indent=2) + "\n")

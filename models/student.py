@@ -13,18 +13,16 @@ candidate pair after that costs D multiply-adds. It learns from the teacher's sc
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from torch import nn
 
 from models.item_ids import known_id_rows
-from models.safe_weights import CONFIG, FORMAT_VERSION, WEIGHTS, ArtifactError, read_artifact
+from models.safe_weights import load_model
 
 
 @dataclass(frozen=True)
@@ -76,6 +74,9 @@ class StudentUserTower(nn.Module):
 
 
 class Student(nn.Module):
+    config_key = "student"  # its section of the artifact's config.json
+    config_class = StudentConfig
+
     def __init__(self, cfg: StudentConfig):
         super().__init__()
         self.cfg = cfg
@@ -114,16 +115,6 @@ class Student(nn.Module):
         return torch.cat(out) if out else torch.empty(0, self.cfg.dim)
 
 
-def save_student(student: Student, out_dir: str | Path, extra: dict | None = None) -> Path:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in student.state_dict().items()}
-    save_file(state, str(out / WEIGHTS), metadata={"format": "pt"})
-    config = {"format_version": FORMAT_VERSION, "student": student.cfg.to_json(), **(extra or {})}
-    (out / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    return out
-
-
 def student_from_state(config: dict, state: dict[str, torch.Tensor]) -> Student:
     """Rebuild from a config dict and a state dict (what scoring ships to workers)."""
     student = Student(StudentConfig(**config["student"]))
@@ -132,11 +123,7 @@ def student_from_state(config: dict, state: dict[str, torch.Tensor]) -> Student:
 
 
 def load_student(model_dir: str | Path) -> tuple[Student, dict]:
-    path = Path(model_dir)
-    config, cfg, state = read_artifact(path, "student", lambda section: StudentConfig(**section))
-    student = Student(cfg)
-    try:
-        student.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise ArtifactError(f"weights {path / WEIGHTS} do not match {path / CONFIG}: {e}") from e
-    return student.eval(), config
+    """load_model typed for the student: (student in eval mode, config.json)."""
+    return load_model(model_dir, Student)
+
+

@@ -162,6 +162,9 @@ class UserTower(nn.Module):
 
 
 class Teacher(nn.Module):
+    config_key = "teacher"  # its section of the artifact's config.json
+    config_class = TeacherConfig
+
     def __init__(self, cfg: TeacherConfig, bert: BertModel | None = None):
         super().__init__()
         self.cfg = cfg

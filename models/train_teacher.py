@@ -2,7 +2,7 @@
 
     python -m models.train_teacher --lake ./lake --ds 2024-01-31 [--max-steps N] [--device auto]
 
-The artifact lands in <lake>/models/<ds>-<UTC time>/teacher/ (model.safetensors, config.json,
+The artifact lands in <lake>/models/<ds>-<HHMMSS UTC>/teacher/ (model.safetensors, config.json,
 tokenizer files, metrics.json, curves.png); its path is the last line printed.
 """
 
@@ -15,17 +15,17 @@ import os
 import shutil
 import sys
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from jobs.tables import LAKE_DEFAULT
-from models.artifact import build_teacher, default_base_model, save_teacher
+from contract.args import add_lake_arg, run_date
+from contract.layout import artifact_dir, new_model_version
+from models.artifact import build_teacher, default_base_model
 from models.data import load_catalogue, read_examples, tokenize, validation_task
-from jobs.args import run_date
 from models.runtime import HelpFormatter, resolve_device, use_bf16
-from models.training import FitResult, TrainOptions, fit
+from models.safe_weights import save_model
+from models.training import TrainOptions, fit, plot_curves
 
 TEACHER_DEFAULTS = {
     "bert_layers": None, "trainable_layers": 0, "max_item_tokens": 32, "max_history": 50,
@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m models.train_teacher", description=__doc__,
         formatter_class=HelpFormatter)
     io = p.add_argument_group("data and artifact")
-    io.add_argument("--lake", default=LAKE_DEFAULT, help="lake root holding the Delta tables")
+    add_lake_arg(io)
     io.add_argument("--ds", required=True, type=run_date,
                     help="run date YYYY-MM-DD: the partition of features.training_examples and raw.items to read")
     io.add_argument("--base-model", default=None,
@@ -109,36 +109,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def plot_curves(result: FitResult, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    steps = [p["step"] for p in result.train_curve]
-    for key in ("loss", "bce", "nce"):
-        left.plot(steps, [p[key] for p in result.train_curve], marker=".", label=key)
-    left.set(title="training loss", xlabel="step")
-    left.legend()
-    if result.valid_curve:
-        vsteps = [p["step"] for p in result.valid_curve]
-        right.plot(vsteps, [p["ndcg@10"] for p in result.valid_curve], marker="o", label="NDCG@10")
-        right.plot(vsteps, [p["recall@20"] for p in result.valid_curve], marker="o", label="Recall@20")
-        right.axvline(result.best_step, color="grey", linestyle="--", label="best step")
-        right.legend()
-    right.set(title="validation (whole catalogue)", xlabel="step")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = resolve_device(args.device)
     bf16 = use_bf16(args.precision, device)
-    version = args.version or f"{args.ds}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
-    final = Path(os.path.abspath(args.lake)) / "models" / version / "teacher"
+    version = args.version or new_model_version(args.ds)
+    final = artifact_dir(args.lake, version, "teacher")
     if final.exists():
         raise SystemExit(f"artifact {final} already exists; pass another --version")
 
@@ -166,11 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     # Written beside the final path and renamed at the end: a crashed run leaves no half artifact.
     staging = final.with_name(f".teacher-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
-    save_teacher(teacher, tokenizer, staging, extra={
+    save_model(teacher, staging, extra={
         "base_model": str(base), "ds": args.ds, "version": version,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "train_options": asdict(options),
-    })
+    }, tokenizer=tokenizer)
     summary = {**result.summary(), "device": str(device), "threads": torch.get_num_threads(),
                "train_groups": len(train), "valid_groups": len(valid),
                "valid_users": 0 if task is None else len(task.user_ids),

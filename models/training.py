@@ -1,4 +1,5 @@
-"""Teacher training loop: batches of example groups, BCE + InfoNCE, AdamW, early stopping.
+"""Training: the loop both models run (seeded batches of example groups, early stopping on
+validation NDCG@10, curves), and the teacher's batches, loss and optimizer.
 
 Lake-free (numpy arrays in, trained module out) so tests can drive it on planted data.
 """
@@ -7,15 +8,15 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from models import metrics
+from models import losses, metrics
 from models.data import Groups, RankingTask, Tokens, truncate_history
 from models.scoring import autocast, item_vectors, rankings, token_batch
 from models.teacher import Teacher
@@ -137,6 +138,21 @@ class Batch:
     def examples(self) -> int:
         return int(len(self.positive) + (self.negatives >= 0).sum())
 
+    def histories(self, vecs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """([G, L, D] history item vectors, zero where padded; [G, L] mask) for a user tower."""
+        mask = self.history >= 0
+        return vecs[self.history.clamp(min=0)] * mask.unsqueeze(-1), mask
+
+    def own(self) -> torch.Tensor:
+        """[G, 1 + K] each group's positive then its negatives (padding reads row 0: see own_bce)."""
+        return torch.cat([self.positive.unsqueeze(1), self.negatives.clamp(min=0)], 1)
+
+    def candidates(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The in-batch candidates, positives first in group order: (index into rows, catalogue rows)."""
+        real = self.negatives >= 0
+        return (torch.cat([self.positive, self.negatives[real]]),
+                torch.cat([self.positive_rows, self.negative_rows[real]]))
+
 
 def make_batch(groups: Groups, index: np.ndarray, lengths: np.ndarray, max_history: int,
                budget: int, device: torch.device) -> Batch:
@@ -155,37 +171,19 @@ def make_batch(groups: Groups, index: np.ndarray, lengths: np.ndarray, max_histo
 
 def batch_loss(teacher: Teacher, text: ItemText, batch: Batch, options: TrainOptions,
                logq: torch.Tensor | None) -> tuple[torch.Tensor, dict]:
-    """BCE on each group's own candidates + InfoNCE of each positive against the whole batch.
-
-    InfoNCE candidates are every positive and sampled negative in the batch. They are drawn
-    by popularity, so with `logq` (log candidate frequency) subtracted the softmax estimates
-    the full-catalogue one instead of learning to demote popular items (Yi et al., 2019).
-    """
+    """BCE on each group's own candidates + InfoNCE of each positive against the whole batch,
+    with `logq` (log candidate frequency, see candidate_logq) subtracted when given."""
     rows = torch.as_tensor(batch.rows, device=text.device)
     vecs = teacher.items.combine(text(batch.rows), text.id_rows[rows])
-    hist_mask = batch.history >= 0
-    users = teacher.users(vecs[batch.history.clamp(min=0)] * hist_mask.unsqueeze(-1), hist_mask)
+    users = teacher.users(*batch.histories(vecs))
 
-    neg_mask = batch.negatives >= 0
-    own = torch.cat([batch.positive.unsqueeze(1), batch.negatives.clamp(min=0)], 1)
-    own_logits = teacher.score_pairs(users, vecs[own])
-    labels = torch.zeros_like(own_logits)
-    labels[:, 0] = 1
-    weight = torch.cat([torch.ones_like(neg_mask[:, :1]), neg_mask], 1).float()
-    bce = F.binary_cross_entropy_with_logits(own_logits.float(), labels, weight, reduction="sum")
-    bce = bce / weight.sum()
+    own_logits = teacher.score_pairs(users, vecs[batch.own()])
+    bce = losses.own_bce(own_logits.float(), batch.negatives >= 0)
 
-    cand = torch.cat([batch.positive, batch.negatives[neg_mask]])
-    cand_rows = torch.cat([batch.positive_rows, batch.negative_rows[neg_mask]])
+    cand, cand_rows = batch.candidates()
     logits = teacher.score(users, vecs[cand]).float()
-    if logq is not None:
-        logits = logits - logq[cand_rows]
-    g = len(batch.positive)
-    target = torch.arange(g, device=logits.device)
-    # Another group's candidate that is this group's positive item is not a negative.
-    same = cand_rows.unsqueeze(0) == batch.positive_rows.unsqueeze(1)
-    same[target, target] = False
-    nce = F.cross_entropy(logits.masked_fill(same, float("-inf")), target)
+    nce = losses.info_nce(logits, None if logq is None else logq[cand_rows],
+                          exclude=losses.other_positives(cand_rows, batch.positive_rows))
 
     loss = options.bce_weight * bce + options.nce_weight * nce
     return loss, {"loss": loss.item(), "bce": bce.item(), "nce": nce.item()}
@@ -240,11 +238,97 @@ def shuffled_batches(groups: int, batch_groups: int, seed: int) -> Iterator[np.n
             yield order[start:start + batch_groups]
 
 
+@dataclass
+class StepLoss:
+    """What one training step's loss function hands the loop."""
+
+    loss: torch.Tensor
+    parts: dict[str, float]  # logged terms, averaged into the train curve
+    examples: int
+    input_tokens: int = 0
+    encoder_tokens: int = 0
+
+
+def train_loop(model: torch.nn.Module, step_loss: Callable[[np.ndarray], StepLoss], groups: int,
+               optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler,
+               *, total_steps: int, batch_groups: int, seed: int, eval_every: int, patience: int,
+               log_every: int, clip_norm: float | None = None,
+               evaluate: Callable[[], dict] | None = None, desc: str = "train") -> FitResult:
+    """Train `model` in place on seeded batches of group indices; on return it holds the weights
+    of the best validation step, in eval mode.
+
+    `step_loss` maps a batch of group indices to its loss; `evaluate` returns the validation
+    metrics (ndcg@10, recall@20) and is called every `eval_every` steps and at the last one.
+    Training stops after `patience` evaluations without a better NDCG@10.
+    """
+    torch.manual_seed(seed)
+    model.train()
+    result = FitResult()
+    best_state: dict[str, torch.Tensor] | None = None
+    stale = 0
+    batches = shuffled_batches(groups, batch_groups, seed)
+    running: dict[str, float] = {}
+    bar = tqdm(range(1, total_steps + 1), desc=desc, unit="step")
+    for step in bar:
+        index = next(batches)
+
+        started = time.perf_counter()
+        out = step_loss(index)
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        if clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+        optimizer.step()
+        schedule.step()
+        if out.loss.device.type == "cuda":
+            torch.cuda.synchronize()
+        result.train_seconds += time.perf_counter() - started
+        result.steps = step
+        result.examples += out.examples
+        result.input_tokens += out.input_tokens
+        result.encoder_tokens += out.encoder_tokens
+
+        for k, v in out.parts.items():
+            running[k] = running.get(k, 0.0) + v
+        if step % log_every == 0 or step == total_steps:
+            n = step % log_every or log_every
+            result.train_curve.append({"step": step, "lr": schedule.get_last_lr()[0],
+                                       **{k: v / n for k, v in running.items()}})
+            running = {}
+        bar.set_postfix(loss=f"{out.parts['loss']:.3f}",
+                        samples_s=f"{result.examples / max(result.train_seconds, 1e-9):.0f}")
+
+        if evaluate is not None and (step % eval_every == 0 or step == total_steps):
+            scores = evaluate()
+            model.train()
+            result.valid_curve.append({"step": step, "ndcg@10": scores["ndcg@10"],
+                                       "recall@20": scores["recall@20"]})
+            bar.write(f"step {step}: valid ndcg@10 {scores['ndcg@10']:.4f} "
+                      f"recall@20 {scores['recall@20']:.4f}")
+            if scores["ndcg@10"] > result.best_valid_ndcg:
+                result.best_valid_ndcg, result.best_step, stale = scores["ndcg@10"], step, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                stale += 1
+                if stale >= patience:
+                    bar.write(f"early stop at step {step}: no better valid NDCG@10 in "
+                              f"{patience} evaluations (best step {result.best_step})")
+                    break
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        result.best_step = result.steps
+    model.eval()
+    return result
+
+
 def fit(teacher: Teacher, tokens: Tokens, item_ids: np.ndarray, train: Groups,
         valid: RankingTask | None, options: TrainOptions, device: torch.device) -> FitResult:
     """Train in place; on return the teacher holds the weights of the best validation step."""
-    torch.manual_seed(options.seed)
-    teacher.to(device).train()
+    # train_loop seeds torch after this setup, which draws no random numbers (the item cache
+    # is built in eval mode), so dropout sees the same stream as if seeded first.
+    teacher.to(device)
     cfg = teacher.cfg
     lengths = tokens.lengths
     text = ItemText(teacher, tokens, item_ids, device, options.bf16)
@@ -254,68 +338,50 @@ def fit(teacher: Teacher, tokens: Tokens, item_ids: np.ndarray, train: Groups,
     steps_per_epoch, total = step_budget(len(train), options.batch_groups, options.epochs,
                                          options.max_steps)
     warmup = int(options.warmup_ratio * total)
-    eval_every = options.eval_every or max(1, steps_per_epoch // 2)
     # The fused kernel halves the optimizer step on CPU, where the dense id-embedding update dominates.
     optimizer = torch.optim.AdamW(param_groups(teacher, options), fused=True)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: (s + 1) / (warmup + 1) if s < warmup else
         max(0.0, (total - s) / max(1, total - warmup)))
 
-    result = FitResult()
-    best_state: dict[str, torch.Tensor] | None = None
-    stale = 0
-    batches = shuffled_batches(len(train), options.batch_groups, options.seed)
-    running: dict[str, float] = {}
-    bar = tqdm(range(1, total + 1), desc="train teacher", unit="step")
-    for step in bar:
-        index = next(batches)
-
-        started = time.perf_counter()
+    def step_loss(index: np.ndarray) -> StepLoss:
         batch = make_batch(train, index, lengths, cfg.max_history, cfg.history_token_budget, device)
         with autocast(device, options.bf16):
             loss, parts = batch_loss(teacher, text, batch, options, logq)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(teacher.parameters(), options.clip_norm)
-        optimizer.step()
-        schedule.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        result.train_seconds += time.perf_counter() - started
-        result.steps = step
-        result.examples += batch.examples
-        result.input_tokens += batch.input_tokens
-        result.encoder_tokens += text.trainable_tokens(batch.rows)
+        return StepLoss(loss, parts, batch.examples, batch.input_tokens,
+                        text.trainable_tokens(batch.rows))
 
-        for k, v in parts.items():
-            running[k] = running.get(k, 0.0) + v
-        if step % options.log_every == 0 or step == total:
-            n = step % options.log_every or options.log_every
-            result.train_curve.append({"step": step, "lr": schedule.get_last_lr()[0],
-                                       **{k: v / n for k, v in running.items()}})
-            running = {}
-        bar.set_postfix(loss=f"{parts['loss']:.3f}",
-                        samples_s=f"{result.examples / max(result.train_seconds, 1e-9):.0f}")
+    evaluate = None if valid is None else (
+        lambda: evaluate_task(teacher, text, valid, lengths, options.bf16))
+    return train_loop(teacher, step_loss, len(train), optimizer, schedule, total_steps=total,
+                      batch_groups=options.batch_groups, seed=options.seed,
+                      eval_every=options.eval_every or max(1, steps_per_epoch // 2),
+                      patience=options.patience, log_every=options.log_every,
+                      clip_norm=options.clip_norm, evaluate=evaluate, desc="train teacher")
 
-        if valid is not None and (step % eval_every == 0 or step == total):
-            scores = evaluate_task(teacher, text, valid, lengths, options.bf16)
-            result.valid_curve.append({"step": step, "ndcg@10": scores["ndcg@10"],
-                                       "recall@20": scores["recall@20"]})
-            bar.write(f"step {step}: valid ndcg@10 {scores['ndcg@10']:.4f} "
-                      f"recall@20 {scores['recall@20']:.4f}")
-            if scores["ndcg@10"] > result.best_valid_ndcg:
-                result.best_valid_ndcg, result.best_step, stale = scores["ndcg@10"], step, 0
-                best_state = {k: v.detach().clone() for k, v in teacher.state_dict().items()}
-            else:
-                stale += 1
-                if stale >= options.patience:
-                    bar.write(f"early stop at step {step}: no better valid NDCG@10 in "
-                              f"{options.patience} evaluations (best step {result.best_step})")
-                    break
-    bar.close()
-    if best_state is not None:
-        teacher.load_state_dict(best_state)
-    else:
-        result.best_step = result.steps
-    teacher.eval()
-    return result
+
+def plot_curves(result: FitResult, path: Path) -> None:
+    """Train loss terms on the left, validation NDCG@10 and Recall@20 on the right."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    steps = [p["step"] for p in result.train_curve]
+    terms = [k for k in (result.train_curve[0] if result.train_curve else {})
+             if k not in ("step", "lr")]
+    for key in terms:
+        left.plot(steps, [p[key] for p in result.train_curve], marker=".", label=key)
+    left.set(title="training loss", xlabel="step")
+    left.legend()
+    if result.valid_curve:
+        vsteps = [p["step"] for p in result.valid_curve]
+        right.plot(vsteps, [p["ndcg@10"] for p in result.valid_curve], marker="o", label="NDCG@10")
+        right.plot(vsteps, [p["recall@20"] for p in result.valid_curve], marker="o", label="Recall@20")
+        right.axvline(result.best_step, color="grey", linestyle="--", label="best step")
+        right.legend()
+    right.set(title="validation (whole catalogue)", xlabel="step")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

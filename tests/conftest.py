@@ -1,15 +1,34 @@
+"""Fixtures and helpers every folder shares, and the folder markers.
+
+tests/unit starts no JVM (tests/unit/conftest.py enforces it), tests/spark shares the one
+session-scoped local SparkSession below, tests/slow spawns spark-submit or Airflow processes.
+Each test gets its folder's marker here, so `-m unit`, `-m "not slow"` and so on need no
+decorator.
+"""
+
 import os
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 ML_LATEST_SMALL = SHARED_DATA / "ml-latest-small"
 
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ["RECS_SPARK_UI"] = "0"
+
+FOLDER_MARKERS = ("unit", "spark", "slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = Path(item.path)
+        folder = path.relative_to(TESTS).parts[0] if path.is_relative_to(TESTS) else None
+        if folder in FOLDER_MARKERS:
+            item.add_marker(folder)
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +44,14 @@ def spark():
 @pytest.fixture
 def lake(tmp_path):
     return str(tmp_path / "lake")
+
+
+@pytest.fixture(scope="module")
+def literal_lake(tmp_path_factory):
+    """tests/sql_lake.py's literal lake, written with deltalake (no JVM)."""
+    from tests.sql_lake import write_literal_lake
+
+    return write_literal_lake(str(tmp_path_factory.mktemp("sql") / "lake"))
 
 
 @pytest.fixture
@@ -70,7 +97,8 @@ def make_student(lake: str, version: str, known_items: list[int], seed: int,
 
     from contract.layout import artifact_dir
     from jobs.sources.synthetic import GENRE_VOCABULARY
-    from models.student import Student, StudentConfig, save_student
+    from models.safe_weights import save_model
+    from models.student import Student, StudentConfig
 
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
              *sorted({w for genre in GENRE_VOCABULARY.values() for w in genre})]
@@ -85,7 +113,6 @@ def make_student(lake: str, version: str, known_items: list[int], seed: int,
     with torch.no_grad():
         student.items.id_embedding.weight.normal_()
         student.items.known_item_ids.copy_(torch.as_tensor(sorted(known_items)))
-    save_student(student, out)
-    tokenizer.save_pretrained(str(out))
+    save_model(student, out, tokenizer=tokenizer)
     (out / "metrics.json").write_text(json.dumps({"best_valid_ndcg@10": valid_ndcg}))
     return version

@@ -19,8 +19,9 @@ from jobs import ingest
 from jobs.core import pipeline
 from jobs.core.spark import DELTA_PACKAGE
 from jobs.ops import backfill
+from jobs.sources import synthetic
 from tests.conftest import REPO, make_student
-from tests.test_backfill import SMALL_SPARK
+from tests.slow.conftest import SMALL_SPARK
 
 BIN = Path(sys.executable).parent
 PUBLISHED_DS, DS, NEXT_DS = "2026-11-19", "2026-11-20", "2026-11-21"
@@ -263,8 +264,21 @@ def test_nightly_run_submits_real_spark_jobs_and_fills_every_table(nightly_run):
     lake = env["AIRFLOW_VAR_RECS_LAKE"]
     for table in NIGHTLY_OUTPUTS:
         assert len(partition_rows(lake, table, DS)) > 0, table
+    # What the seeded generator makes for DS, all of it training data in nightly mode.
+    _, events = synthetic.generate(synthetic.SyntheticSpec(
+        num_users=TINY["synthetic_users"], num_items=TINY["synthetic_items"],
+        mean_interactions_per_user=TINY["synthetic_interactions"]), DS)
+    assert len(partition_rows(lake, "raw.interactions", DS)) == len(events)
+    assert len(partition_rows(lake, "raw.items", DS)) == TINY["synthetic_items"]
+    assert len(partition_rows(lake, "features.train_interactions", DS)) == len(events)
+    assert len(partition_rows(lake, "features.user_history", DS)) == TINY["synthetic_users"]
+    # Every candidate scored; each user's top k (100) is its best min(100, candidates) scores.
+    candidates = partition_rows(lake, "recs.candidates", DS)
+    assert len(partition_rows(lake, "recs.scores", DS)) == len(candidates)
     top_k = partition_rows(lake, "recs.top_k", DS)
     assert top_k["user_id"].nunique() == TINY["synthetic_users"]
+    assert (top_k.groupby("user_id").size().to_dict()
+            == candidates.groupby("user_id").size().clip(upper=100).to_dict())
     assert set(top_k["model_version"]) == {"v1"}
 
 

@@ -1,14 +1,10 @@
 import argparse
-import os
-import subprocess
-import sys
 
 import pytest
 
 from contract.args import run_date
 from contract.tables import ALL_TABLES, markdown
 from jobs import build_training_set, ingest
-from jobs.core.spark import delta_submit_args
 from jobs.ops import cli
 from tests.conftest import REPO
 
@@ -72,24 +68,3 @@ def test_tables_doc_matches_the_code():
 
 def test_every_table_is_partitioned_by_run_date_and_has_ds():
     assert all(t.partition_by == ("ds",) and t.column_names[-1] == "ds" for t in ALL_TABLES)
-
-
-@pytest.mark.slow
-def test_jobs_run_under_spark_submit(tmp_path):
-    """The same files run as spark-submit applications (own JVM, own master)."""
-    lake = str(tmp_path / "lake")
-    spark_submit = os.path.join(os.path.dirname(sys.executable), "spark-submit")
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
-    common = ["--master", "local[2]", "--conf", "spark.ui.enabled=false", *delta_submit_args()]
-    for job, extra in (("ingest.py", ["--synthetic-users", "15", "--synthetic-items", "40",
-                                      "--synthetic-interactions", "8"]),
-                       ("build_training_set.py", ["--holdout-fraction", "0.2"])):
-        done = subprocess.run([spark_submit, *common, str(REPO / "jobs" / job), "--lake", lake,
-                               "--ds", "2026-11-22", *extra],
-                              env=env, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr[-3000:]
-
-    import deltalake
-
-    examples = deltalake.DeltaTable(f"{lake}/features/training_examples").to_pandas()
-    assert len(examples) > 0 and set(examples["ds"]) == {"2026-11-22"}

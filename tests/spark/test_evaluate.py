@@ -2,9 +2,7 @@ import math
 
 import pytest
 
-from contract.tables import FEATURES_TEST, FEATURES_TRAIN, RECS_EVAL_METRICS
-from jobs import build_training_set, evaluate, ingest
-from jobs.core.delta import read_partition
+from jobs import evaluate
 
 DS = "2026-11-22"
 
@@ -46,27 +44,3 @@ def test_popularity_never_recommends_train_items(spark):
     top = evaluate.popularity_top_k(train, users, k=2).orderBy("user_id", "rank").collect()
 
     assert [(r.user_id, r.rank, r.item_id) for r in top] == [(1, 1, 30), (3, 1, 20)]
-
-
-@pytest.mark.slow
-def test_synthetic_tastes_are_learnable_and_metrics_are_written(spark, tmp_path):
-    """ALS beats popularity on the embedded data: the planted tastes are there to be learnt."""
-    lake = str(tmp_path / "lake")
-    ingest.run(spark, ingest.build_parser().parse_args(
-        ["--lake", lake, "--ds", DS, "--synthetic-users", "150", "--synthetic-items", "200",
-         "--synthetic-interactions", "25"]))
-    train, test = build_training_set.split_train_test(
-        build_training_set.before_run_date(
-            read_partition(spark, lake, ingest.RAW_INTERACTIONS, DS), DS), 0.2)
-    from jobs.core.delta import write_partition
-
-    write_partition(train, lake, FEATURES_TRAIN, DS)
-    write_partition(test, lake, FEATURES_TEST, DS)
-
-    rows = evaluate.run(spark, evaluate.build_parser().parse_args(
-        ["--lake", lake, "--ds", DS, "--als-rank", "16"]))
-
-    ndcg = {model: value for _, model, metric, value in rows if metric == "ndcg@10"}
-    assert ndcg["als"] > 1.3 * ndcg["popularity"]
-    written = read_partition(spark, lake, RECS_EVAL_METRICS, DS).count()
-    assert written == len(rows) == 10

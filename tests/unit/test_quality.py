@@ -33,7 +33,12 @@ def raw_lake(lake, ds, interactions, items, quarantined):
 
 def test_passes_within_the_threshold(lake):
     raw_lake(lake, DS, interactions=95, items=10, quarantined={"interactions": 5})
-    quality.check(lake, DS, 0.05, ["raw.interactions", "raw.items"])
+    assert quality.check(lake, DS, 0.05, ["raw.interactions", "raw.items"]) is None
+    assert quality.problems(lake, DS, 0.05, ["raw.interactions", "raw.items"]) == []
+    # Exactly at the threshold passes; the same lake just under it fails, naming the counts.
+    assert quality.problems(lake, DS, 0.04) == [
+        (f"raw.interactions: 5 of 100 rows quarantined for ds={DS} (5.0%), above the allowed "
+         "4.0% (reasons in raw.quarantine)")]
 
 
 def test_quarantine_over_threshold_names_the_table_and_counts(lake, capsys):
@@ -58,7 +63,9 @@ def test_each_raw_table_is_judged_on_its_own(lake):
 
 def test_zero_tolerates_no_quarantined_row(lake):
     raw_lake(lake, DS, interactions=1000, items=10, quarantined={"interactions": 1})
-    assert len(quality.problems(lake, DS, 0.0)) == 1
+    assert quality.problems(lake, DS, 0.0) == [
+        (f"raw.interactions: 1 of 1001 rows quarantined for ds={DS} (0.1%), above the allowed "
+         "0.0% (reasons in raw.quarantine)")]
     assert quality.problems(lake, DS, 0.01) == []
 
 
@@ -66,7 +73,9 @@ def test_only_the_given_ds_counts(lake):
     raw_lake(lake, OLD_DS, interactions=1, items=1, quarantined={"interactions": 99})
     raw_lake(lake, DS, interactions=100, items=10, quarantined={})
     assert quality.problems(lake, DS, 0.05, ["raw.interactions"]) == []
-    assert len(quality.problems(lake, OLD_DS, 0.05)) == 1
+    assert quality.problems(lake, OLD_DS, 0.05) == [
+        (f"raw.interactions: 99 of 100 rows quarantined for ds={OLD_DS} (99.0%), above the "
+         "allowed 5.0% (reasons in raw.quarantine)")]
 
 
 def test_missing_table_and_empty_partition_are_named(lake):
@@ -81,13 +90,15 @@ def test_missing_table_and_empty_partition_are_named(lake):
 
 
 def test_missing_quarantine_table_fails_the_quarantine_check(lake):
-    assert quality.problems(lake, DS, 0.05)[0].startswith("raw.quarantine: table does not exist")
+    assert quality.problems(lake, DS, 0.05) == [
+        (f"raw.quarantine: table does not exist at {BY_NAME['raw.quarantine'].path(lake)} "
+         f"(run `recs ingest` for ds={DS})")]
 
 
 def test_passing_main_prints_and_exits_zero(lake, capsys):
     raw_lake(lake, DS, interactions=10, items=10, quarantined={})
-    quality.main(["--lake", lake, "--ds", DS, "--require", "raw.interactions"])
-    assert f"ds={DS} passed" in capsys.readouterr().out
+    assert quality.main(["--lake", lake, "--ds", DS, "--require", "raw.interactions"]) is None
+    assert capsys.readouterr().out == f"recs check: ds={DS} passed\n"
 
 
 @pytest.mark.parametrize("argv, error", [
@@ -115,4 +126,10 @@ def test_gates_follow_steps_and_name_registry_tables():
 
 
 def test_a_step_without_a_gate_passes(lake):
-    quality.check_step(lake, DS, "a-step-without-gate", 0.0)
+    # The empty lake fails every gate (ingest's, for one), so passing here means no gate ran.
+    with pytest.raises(quality.QualityError, match="raw.interactions: table does not exist"):
+        quality.check_step(lake, DS, "ingest", 0.0)
+    assert quality.check_step(lake, DS, "a-step-without-gate", 0.0) is None
+    # So do the pipeline's own ungated steps (the model steps, publish).
+    for step in set(pipeline.step_names()) - set(quality.GATES):
+        assert quality.check_step(lake, DS, step, 0.0) is None

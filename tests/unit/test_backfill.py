@@ -1,9 +1,9 @@
-"""`recs backfill`: the date x step loop, flag routing, failures, and a real idempotent re-run."""
+"""`recs backfill`: the date x step loop, flag routing and failures, with --dry-run or a fake
+spark-submit (tests/slow/test_backfill.py has the real idempotent re-run)."""
 
 import os
 import shlex
 import stat
-import sys
 
 import pytest
 
@@ -11,14 +11,6 @@ from jobs.core import pipeline
 from jobs.ops import backfill
 
 D1, D2 = "2026-11-20", "2026-11-21"
-TINY = ["--synthetic-users", "20", "--synthetic-items", "60", "--synthetic-interactions", "8"]
-# Settings for seconds-long jobs on tiny data, as RECS_SPARK_CONF (which `recs backfill` and the
-# DAGs pass to every spark-submit). Under spark-submit the jobs get Spark's cluster-sized defaults
-# (200 shuffle partitions, 50 to read a Delta log); and a JVM that lives half a minute spends
-# less CPU with the quick JIT tier alone (measured here: 50 s -> 29 s for one ingest).
-SMALL_SPARK = ("spark.ui.enabled=false,spark.sql.shuffle.partitions=2,"
-               "spark.databricks.delta.snapshotPartitions=1,"
-               "spark.driver.extraJavaOptions=-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
 
 
 def planned(argv, capsys):
@@ -120,45 +112,3 @@ def test_a_failed_gate_stops_and_names_date_step_and_table(lake, tmp_path):
     message = str(exit_info.value.code)
     assert message.startswith(f"recs backfill: the check after step ingest failed for ds={D1}")
     assert "raw.interactions: table does not exist" in message
-
-
-def snapshot(lake):
-    """Every table's rows per ds (sorted), and its Delta version."""
-    import deltalake
-
-    tables = {}
-    for database in sorted(os.listdir(lake)):
-        for name in sorted(os.listdir(os.path.join(lake, database))):
-            table = deltalake.DeltaTable(os.path.join(lake, database, name))
-            frame = table.to_pandas()
-            frame = frame.astype({c: str for c in frame.columns if frame[c].dtype == object})
-            rows = frame.sort_values(list(frame.columns)).reset_index(drop=True)
-            tables[f"{database}.{name}"] = (rows, table.version())
-    return tables
-
-
-@pytest.mark.slow
-def test_two_date_backfill_leaves_two_partitions_and_a_rerun_changes_nothing(lake, monkeypatch):
-    """Real spark-submit processes. Ingest only: the loop, the gate and the replace-one-ds write
-    are the same for every step, and the nightly DAG test already submits build-training-set;
-    one more step here would double this test's minutes."""
-    monkeypatch.setenv("RECS_SPARK_CONF", SMALL_SPARK)
-    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
-    argv = ["--from", D1, "--to", D2, "--steps", "ingest", "--lake", lake, "--master", "local[2]",
-            "--log-level", "WARNING", *TINY]
-
-    assert backfill.main(argv) == [(D1, "ingest"), (D2, "ingest")]
-    first = snapshot(lake)
-    assert set(first) == {"raw.interactions", "raw.items", "raw.quarantine"}
-    for table in ("raw.interactions", "raw.items"):
-        rows = first[table][0]
-        assert sorted(rows["ds"].unique()) == [D1, D2]
-        assert (rows.groupby("ds").size() > 0).all()
-
-    backfill.main(argv)
-    second = snapshot(lake)
-    for table, (rows, version) in first.items():
-        again, new_version = second[table]
-        # An empty partition (raw.quarantine of clean data) replaced by nothing commits nothing.
-        assert new_version > version or rows.empty, f"{table} was not rewritten"
-        assert again.equals(rows), f"{table} changed on re-run"

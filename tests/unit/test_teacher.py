@@ -20,16 +20,35 @@ import torch
 from deltalake import write_deltalake
 from transformers import BertConfig, BertModel, BertTokenizerFast
 
-from jobs.tables import (FEATURES_EXAMPLES, FEATURES_TEST, FEATURES_TRAIN, FEATURES_USER_HISTORY,
-                         RAW_ITEMS)
+from contract.delta_reader import read_partition
+from contract.tables import (
+    FEATURES_EXAMPLES,
+    FEATURES_TEST,
+    FEATURES_TRAIN,
+    FEATURES_USER_HISTORY,
+    RAW_ITEMS,
+)
 from models import evaluate_teacher, metrics, train_teacher
-from models.artifact import ArtifactError, build_teacher, load_teacher, save_teacher
-from models.data import (Catalogue, Groups, read_examples, tokenize,
-                         truncate_history, validation_task)
-from models.lake import read_partition
+from models.artifact import ArtifactError, build_teacher, load_teacher
+from models.data import (
+    Catalogue,
+    Groups,
+    read_examples,
+    tokenize,
+    truncate_history,
+    validation_task,
+)
+from models.safe_weights import save_model
 from models.scoring import item_vectors, text_from_tokens, user_vectors
-from models.training import (ItemText, TrainOptions, batch_loss, evaluate_task, fit, make_batch,
-                             param_groups)
+from models.training import (
+    ItemText,
+    TrainOptions,
+    batch_loss,
+    evaluate_task,
+    fit,
+    make_batch,
+    param_groups,
+)
 
 DS = "2024-03-01"
 OTHER_DS = "2024-02-29"
@@ -372,7 +391,7 @@ def test_save_and_load_give_identical_scores(base_model, tmp_path):
             p.add_(0.05 * torch.randn_like(p))
     teacher.eval()
     before = scores_of(teacher, tokenizer, catalogue, train.history)
-    save_teacher(teacher, tokenizer, tmp_path / "art")
+    save_model(teacher, tmp_path / "art", tokenizer=tokenizer)
     loaded, loaded_tokenizer, config = load_teacher(tmp_path / "art")
     assert config["teacher"]["num_known_items"] == 12
     assert loaded.items.id_rows(torch.tensor([ITEM_IDS[0], ITEM_IDS[15]])).tolist() == [1, 0]
@@ -381,7 +400,7 @@ def test_save_and_load_give_identical_scores(base_model, tmp_path):
 
 def test_pickle_weights_are_refused(base_model, tmp_path):
     teacher, tokenizer = tiny_teacher(base_model, ITEM_IDS)
-    art = save_teacher(teacher, tokenizer, tmp_path / "art")
+    art = save_model(teacher, tmp_path / "art", tokenizer=tokenizer)
     state = {k: v.numpy() for k, v in teacher.state_dict().items()}
     (art / "model.safetensors").unlink()
     with (art / "pytorch_model.bin").open("wb") as f:
@@ -401,12 +420,12 @@ def test_missing_or_corrupt_artifact_fails_naming_the_path(base_model, tmp_path)
     with pytest.raises(ArtifactError, match=re.escape(f"not found: {missing}")):
         load_teacher(missing)
     teacher, tokenizer = tiny_teacher(base_model, ITEM_IDS)
-    art = save_teacher(teacher, tokenizer, tmp_path / "art")
+    art = save_model(teacher, tmp_path / "art", tokenizer=tokenizer)
     weights = art / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(ArtifactError, match=re.escape(f"corrupt weights file {weights}")):
         load_teacher(art)
-    save_teacher(teacher, tokenizer, art)
+    save_model(teacher, art, tokenizer=tokenizer)
     (art / "config.json").write_text("{not json")
     with pytest.raises(ArtifactError, match=re.escape(f"{art / 'config.json'} is missing or invalid")):
         load_teacher(art)
@@ -423,7 +442,7 @@ def test_train_then_evaluate_end_to_end(base_model, tiny_lake, capsys):
     assert train_teacher.main(args) == 0
     art = Path(capsys.readouterr().out.strip().splitlines()[-1])
     assert art.parent.parent == Path(tiny_lake) / "models" and art.name == "teacher"
-    assert re.fullmatch(rf"{DS}-\d{{8}}T\d{{6}}Z", art.parent.name)
+    assert re.fullmatch(rf"{DS}-\d{{6}}", art.parent.name)
     files = {p.name for p in art.iterdir()}
     assert {"model.safetensors", "config.json", "tokenizer.json", "metrics.json",
             "curves.png"} <= files

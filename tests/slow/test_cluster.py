@@ -86,17 +86,6 @@ def test_score_job_runs_on_a_local_cluster_with_code_from_a_py_files_archive(
     assert top.count() == 5 * candidates.select("user_id").distinct().count()
 
 
-def test_the_archive_holds_the_three_packages_and_nothing_else(tmp_path):
-    import zipfile
-
-    names = zipfile.ZipFile(package.build_archive(tmp_path / "a.zip")).namelist()
-    assert {"jobs/score.py", "udfs/scoring.py", "models/student.py", "udfs/__init__.py"} <= set(names)
-    assert {n.split("/")[0] for n in names} == {"contract", "jobs", "models", "udfs"}
-    assert all(n.endswith(".py") for n in names)
-    again = package.build_archive(tmp_path / "b.zip")
-    assert again.read_bytes() == (tmp_path / "a.zip").read_bytes()
-
-
 def data_files(table_dir: Path) -> set[str]:
     return {p.name for p in (table_dir / f"ds={DS}").glob("part-*.parquet")}
 

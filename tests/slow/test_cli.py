@@ -1,0 +1,43 @@
+"""The Spark steps' files run unchanged as spark-submit applications."""
+
+import os
+import subprocess
+import sys
+
+from jobs.core.spark import delta_submit_args
+from tests.conftest import REPO
+
+DS = "2026-11-22"
+
+
+def test_jobs_run_under_spark_submit(tmp_path):
+    """The same files run as spark-submit applications (own JVM, own master)."""
+    lake = str(tmp_path / "lake")
+    spark_submit = os.path.join(os.path.dirname(sys.executable), "spark-submit")
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    common = ["--master", "local[2]", "--conf", "spark.ui.enabled=false", *delta_submit_args()]
+    for job, extra in (("ingest.py", ["--synthetic-users", "15", "--synthetic-items", "40",
+                                      "--synthetic-interactions", "8"]),
+                       ("build_training_set.py", ["--holdout-fraction", "0.2"])):
+        done = subprocess.run([spark_submit, *common, str(REPO / "jobs" / job), "--lake", lake,
+                               "--ds", DS, *extra],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    import deltalake
+
+    def rows(table):
+        frame = deltalake.DeltaTable(f"{lake}/{table}").to_pandas()
+        assert set(frame["ds"]) == {DS}, table
+        return frame
+
+    # The generator, the split and the negative sampler are all seeded, so the counts are exact:
+    # 120 events of 15 users; each user with >= 5 holds out max(1, floor(0.2 n)), 20 in all;
+    # each of the 85 train interactions with an earlier one makes a group of 1 positive and 4
+    # negatives.
+    assert (len(rows("raw/interactions")), len(rows("raw/items"))) == (120, 40)
+    assert len(rows("features/train_interactions")) == 100
+    assert len(rows("features/test_interactions")) == 20
+    examples = rows("features/training_examples")
+    assert (len(examples), int(examples["label"].sum())) == (425, 85)
+    assert examples["user_id"].nunique() == 15
