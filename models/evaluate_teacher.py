@@ -18,15 +18,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from jobs.args import run_date
 from jobs.tables import FEATURES_TEST, LAKE_DEFAULT
 from models import metrics
 from models.artifact import ArtifactError, load_teacher
 from models.data import RankingTask, evaluation_task, load_catalogue, tokenize, train_item_ids
 from models.lake import read_partition
-from models.scoring import item_vectors, rankings, text_from_tokens
-from models.teacher import Teacher
-from jobs.args import run_date
 from models.runtime import HelpFormatter, resolve_device, use_bf16
+from models.scoring import item_vectors, text_from_tokens, top_k, user_vectors
+from models.teacher import Teacher
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -56,9 +56,18 @@ def latest_artifact(lake: str, ds: str) -> Path:
 
 def score_task(teacher: Teacher, task: RankingTask, vecs: torch.Tensor, lengths: np.ndarray,
                cold_rows: np.ndarray, bf16: bool) -> dict:
-    ranked = rankings(teacher, task, vecs, lengths, bf16, k=20)
+    """Protocol metrics of the whole-catalogue ranking, and cold-only recall@20 (only the
+    `cold_rows` ranked, from text: their id embeddings are the zero row)."""
+    users = user_vectors(teacher, vecs, task.history, lengths, bf16)
+    full = top_k(teacher, users, vecs, task.exclude, 20)
+    ranked = {int(u): r.tolist() for u, r in zip(task.user_ids, full)}
+    cold = {}
+    if len(cold_rows):
+        nothing = [np.empty(0, dtype=np.int64)] * len(task.user_ids)
+        top = top_k(teacher, users, vecs[torch.as_tensor(cold_rows, device=vecs.device)], nothing, 20)
+        cold = {int(u): cold_rows[r].tolist() for u, r in zip(task.user_ids, top)}
     relevant = {int(u): r.tolist() for u, r in zip(task.user_ids, task.relevant)}
-    return metrics.evaluate(ranked, relevant, len(lengths), cold_rows.tolist())
+    return metrics.evaluate(ranked, relevant, len(lengths), cold_rows.tolist(), cold)
 
 
 def evaluate_artifact(model_dir: str | Path, lake: str, ds: str, device: torch.device,

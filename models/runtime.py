@@ -8,7 +8,6 @@ import os
 import torch
 
 
-
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """Keeps the module docstring's layout and shows each flag's default where help does not."""
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from jobs.args import run_date
 from jobs.tables import LAKE_DEFAULT
 from models.artifact import build_teacher, default_base_model, save_teacher
 from models.data import load_catalogue, read_examples, tokenize, validation_task
-from jobs.args import run_date
 from models.runtime import HelpFormatter, resolve_device, use_bf16
 from models.training import FitResult, TrainOptions, fit
 
