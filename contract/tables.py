@@ -72,8 +72,24 @@ RAW_ITEMS = Table(
         Column("title", "string", "Display title."),
         Column("genres", "array<string>", "Genres or categories, source order."),
         Column("tags", "array<string>", "User tags, most frequent first (empty when none)."),
-        Column("text", "string", "What models read: title, genres, tags (and description for "
-               "synthetic data), in that order."),
+        Column("text", "string", "Title, genres, tags, description, in that order, with every "
+               "tag ingested whenever it was written. Models never read it: they read "
+               "`features.items.text`, which keeps only the tags that existed at the cut-off."),
+        Column("description", "string", "Free text of the source (synthetic data, csv/parquet "
+               "`--item-text-cols`); null when the source has none.", True),
+    ),
+    writer="ingest",
+)
+
+RAW_TAGS = Table(
+    "raw.tags",
+    "Validated tag events: who tagged which item when. Kept as events so that features can use "
+    "a tag only from the moment it was written (empty for sources without tags).",
+    _cols(
+        Column("user_id", "long", "Author of the tag."),
+        Column("item_id", "long", "Tagged item; always present in `raw.items` for the same `ds`."),
+        Column("tag", "string", "The tag, trimmed and lower-cased."),
+        Column("event_ts", "timestamp", "When the tag was written (UTC)."),
     ),
     writer="ingest",
 )
@@ -87,7 +103,8 @@ RAW_QUARANTINE = Table(
         Column("reason", "string", "The first check the row failed, in this order: "
                "invalid_user_id, invalid_item_id, invalid_timestamp, invalid_rating, "
                "rating_out_of_range, unknown_item, duplicate (exact repeat of a kept row); "
-               "tags also invalid_tag."),
+               "tags: invalid_user_id, invalid_item_id, invalid_timestamp, invalid_tag, "
+               "unknown_item."),
         Column("record", "string", "The refused row as JSON, as read from the source."),
     ),
     writer="ingest",
@@ -146,6 +163,23 @@ FEATURES_USER_HISTORY = Table(
         Column("history_item_ids", "array<long>", "Most recent train items, most recent first."),
         Column("history_texts", "array<string>", "Text of history_item_ids, same order."),
         Column("num_train_interactions", "long", "All train interactions of the user."),
+    ),
+    writer="build-training-set",
+)
+
+FEATURES_ITEMS = Table(
+    "features.items",
+    "The catalogue as models see it for a run: every item of `raw.items`, with the text "
+    "composed from point-in-time tags only. Evaluation mode: a tag counts only if written no "
+    "later than its author's last train interaction (a user's test period never leaks into item "
+    "text). Nightly mode: only tags written before `ds`.",
+    _cols(
+        Column("item_id", "long", "Item id (every item of raw.items for the same ds)."),
+        Column("title", "string", "Display title."),
+        Column("genres", "array<string>", "Genres or categories, source order."),
+        Column("tags", "array<string>", "Point-in-time tags, most frequent first."),
+        Column("text", "string", "What models read: title, genres, point-in-time tags, "
+               "description, in that order."),
     ),
     writer="build-training-set",
 )
@@ -214,11 +248,17 @@ RECS_EVAL_METRICS = Table(
     _cols(
         Column("model_version", "string", "Version of the model under evaluation in this run "
                "(baselines carry the run's version so one run's rows group together)."),
-        Column("model", "string", "student, teacher, popularity or als."),
-        Column("metric", "string", "ndcg@10, recall@20, coverage@10, cold_recall@20, "
-               "evaluated_users; or `absent`: the model could not be measured (see note)."),
+        Column("model", "string", "student, teacher, popularity, als or tfidf."),
+        Column("metric", "string", "ndcg@10, recall@20, coverage@10, evaluated_users; cold "
+               "start: cold_recall@20 (recall of cold test items in the full ranking), "
+               "cold_top20_share (share of cold test interactions in the full top 20), "
+               "cold_only_recall@20 (ranking only cold items; models that read text); or `absent`: "
+               "the model could not be measured (see note)."),
         Column("value", "double", "The metric's mean over evaluated users (or the count); NaN "
                "for `absent`."),
+        Column("ci_low", "double", "Lower end of the value's 95% bootstrap interval over evaluated "
+               "users (1,000 resamples); null for counts and coverage.", True),
+        Column("ci_high", "double", "Upper end of that interval.", True),
         Column("note", "string", "Why a model has no figures in this run (metric `absent`: its "
                "input, e.g. its artifact or recs.top_k, is missing); null on measured rows.",
                True),
@@ -229,7 +269,9 @@ RECS_EVAL_METRICS = Table(
 ALL_TABLES: tuple[Table, ...] = (
     RAW_INTERACTIONS,
     RAW_ITEMS,
+    RAW_TAGS,
     RAW_QUARANTINE,
+    FEATURES_ITEMS,
     FEATURES_TRAIN,
     FEATURES_TEST,
     FEATURES_EXAMPLES,

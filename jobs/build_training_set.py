@@ -22,13 +22,16 @@ from pyspark.sql import functions as F
 from contract.args import fraction, holdout_fraction, positive_int
 from contract.tables import (
     FEATURES_EXAMPLES,
+    FEATURES_ITEMS,
     FEATURES_TEST,
     FEATURES_TRAIN,
     FEATURES_USER_HISTORY,
     RAW_INTERACTIONS,
     RAW_ITEMS,
+    RAW_TAGS,
 )
-from jobs.core.delta import read_partition, require_rows, write_partition
+from jobs.core.delta import read_partition, read_table, require_rows, write_partition
+from jobs.core.item_text import ranked_tags, with_text
 from jobs.core.step import run_spark_step, step_parser
 from udfs.training_examples import (
     EXAMPLE_IDS_SCHEMA,
@@ -67,6 +70,24 @@ def split_train_test(interactions: DataFrame, holdout_fraction: float | None
     marked = tail_split(interactions, holdout_fraction)
     return (marked.where(~F.col("is_tail")).drop("is_tail"),
             marked.where(F.col("is_tail")).drop("is_tail"))
+
+
+def point_in_time_items(items: DataFrame, tag_events: DataFrame, train: DataFrame, ds: str,
+                        evaluation: bool) -> DataFrame:
+    """features.items: every raw item, its text composed from the tags that existed at the cut-off.
+
+    Nightly mode: tags written before `ds`. Evaluation mode: also no later than their author's
+    last train interaction, so nothing from a user's held-out period reaches any item's text
+    (an author with no train interaction contributes no tag).
+    """
+    tags = before_run_date(tag_events, ds)
+    if evaluation:
+        last_train = train.groupBy("user_id").agg(F.max("event_ts").alias("last_train_ts"))
+        tags = tags.join(last_train, "user_id").where(F.col("event_ts") <= F.col("last_train_ts"))
+    # Lakes ingested before raw.items had a description column read as if it were null.
+    description = (F.col("description") if "description" in items.columns
+                   else F.lit(None).cast("string").alias("description"))
+    return with_text(items.select("item_id", "title", "genres", description), ranked_tags(tags))
 
 
 def user_histories(train: DataFrame, items: DataFrame, history_length: int) -> DataFrame:
@@ -116,9 +137,20 @@ def training_examples(train: DataFrame, items: DataFrame, spec: ExampleSpec) -> 
 # Job
 
 
+def read_tag_events(spark: SparkSession, lake: str, ds: str) -> DataFrame:
+    """raw.tags of `ds`; none (with a warning) for a lake ingested before raw.tags existed."""
+    tags = read_table(spark, lake, RAW_TAGS, missing_ok=True)
+    if tags is None:
+        log.warning("%s does not exist at %s: item text gets no tags; re-run `recs ingest` for "
+                    "ds=%s to add them", RAW_TAGS.name, RAW_TAGS.path(lake), ds)
+        return spark.createDataFrame([], "user_id long, item_id long, tag string, "
+                                         "event_ts timestamp")
+    return tags.where(F.col("ds") == ds).drop("ds")
+
+
 def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     interactions = read_partition(spark, args.lake, RAW_INTERACTIONS, args.ds)
-    items = read_partition(spark, args.lake, RAW_ITEMS, args.ds)
+    raw_items = read_partition(spark, args.lake, RAW_ITEMS, args.ds)
     require_rows(interactions, RAW_INTERACTIONS, args.ds)
     interactions = before_run_date(interactions, args.ds)
     train, test = split_train_test(interactions, args.holdout_fraction)
@@ -129,12 +161,19 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     write_partition(test, args.lake, FEATURES_TEST, args.ds)
     # Downstream features read the written train partition, not the split plan again.
     train = read_partition(spark, args.lake, FEATURES_TRAIN, args.ds)
+    tag_events = read_tag_events(spark, args.lake, args.ds)
+    write_partition(point_in_time_items(raw_items, tag_events, train, args.ds,
+                                        evaluation=args.holdout_fraction is not None),
+                    args.lake, FEATURES_ITEMS, args.ds)
+    # Every text below (histories, examples) is the point-in-time one.
+    items = read_partition(spark, args.lake, FEATURES_ITEMS, args.ds)
     write_partition(user_histories(train, items, args.history_length), args.lake,
                     FEATURES_USER_HISTORY, args.ds)
     write_partition(training_examples(train, items, spec), args.lake, FEATURES_EXAMPLES, args.ds)
 
     counts = {t.name: read_partition(spark, args.lake, t, args.ds).count()
-              for t in (FEATURES_TRAIN, FEATURES_TEST, FEATURES_EXAMPLES, FEATURES_USER_HISTORY)}
+              for t in (FEATURES_ITEMS, FEATURES_TRAIN, FEATURES_TEST, FEATURES_EXAMPLES,
+                        FEATURES_USER_HISTORY)}
     log.info("build-training-set ds=%s: %s", args.ds, counts)
     return counts
 

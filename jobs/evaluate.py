@@ -23,15 +23,26 @@ from pyspark.sql import functions as F
 
 from contract.args import positive_int
 from contract.layout import artifact_dir, report_dir
-from contract.tables import FEATURES_TEST, FEATURES_TRAIN, RAW_ITEMS, RECS_EVAL_METRICS, RECS_TOP_K
+from contract.tables import (
+    FEATURES_TEST,
+    FEATURES_TRAIN,
+    RAW_ITEMS,
+    RECS_EVAL_METRICS,
+    RECS_SCORES,
+    RECS_TOP_K,
+)
 from jobs.core.delta import read_partition, require_rows, write_partition
 from jobs.core.step import run_spark_step, step_parser
+from models import metrics
 from models.safe_weights import WEIGHTS
 from udfs.ranking_metrics import user_metrics_udf
 
 log = logging.getLogger(__name__)
 
-RANKED_DEPTH = 20  # Recall@20 is the deepest metric of the protocol
+RANKED_DEPTH = 20
+# popularity and ALS rank only items seen in train, as the reference table does; tfidf ranks the
+# whole catalogue from point-in-time item text (the cold-start reference).
+BASELINES = ("popularity", "als", "tfidf")  # Recall@20 is the deepest metric of the protocol
 MAX_INT_ID = 2**31 - 1
 
 
@@ -89,55 +100,87 @@ def als_top_k(train: DataFrame, k: int, params: AlsParams) -> DataFrame:
     return _top_unseen(recs, train, k)
 
 
-def ranking_metrics(top_k: DataFrame, test: DataFrame, catalogue_size: int,
-                    train: DataFrame | None = None) -> dict[str, float]:
-    """Protocol means over users with test interactions; a user with no list scores zero.
+def ranked_lists(top_k: DataFrame, depth: int = RANKED_DEPTH) -> DataFrame:
+    """(user_id, rank, item_id) rows -> (user_id, ranked: item ids best first, top `depth`)."""
+    return (top_k.where(F.col("rank") <= depth)
+            .groupBy("user_id")
+            .agg(F.sort_array(F.collect_list(F.struct("rank", "item_id"))).alias("r"))
+            .select("user_id", F.transform("r", lambda x: x["item_id"]).alias("ranked")))
 
-    With `train`, also cold_recall@20: recall@20 restricted to test items that have no train
-    interaction, over the users that have such items (only text can surface them).
-    """
-    ranked = (top_k.where(F.col("rank") <= RANKED_DEPTH)
-              .groupBy("user_id")
-              .agg(F.sort_array(F.collect_list(F.struct("rank", "item_id"))).alias("r"))
-              .select("user_id", F.transform("r", lambda x: x["item_id"]).alias("ranked")))
-    relevant = test.groupBy("user_id").agg(F.collect_set("item_id").alias("relevant"))
-    per_user = (relevant.join(ranked, "user_id", "left")
-                .select("user_id", F.coalesce("ranked", F.array().cast("array<long>"))
-                        .alias("ranked"), "relevant"))
 
+def _user_values(ranked: DataFrame, relevant: DataFrame) -> pd.DataFrame:
+    """Per user of `relevant` (user_id, relevant): ndcg@10, recall@20 and hits in the top 20 of
+    their list in `ranked` (a user without a list scores zero). Collected: one row per user."""
     user_metrics = user_metrics_udf()
-    means = (per_user.select(user_metrics("ranked", "relevant").alias("m"))
-             .agg(F.avg("m.ndcg").alias("ndcg"), F.avg("m.recall").alias("recall"),
-                  F.count(F.lit(1)).alias("users")).first())
+    return (relevant.join(ranked, "user_id", "left")
+            .select("user_id", F.coalesce("ranked", F.array().cast("array<long>")).alias("ranked"),
+                    "relevant")
+            .select("user_id", F.size("relevant").alias("held_out"),
+                    user_metrics("ranked", "relevant").alias("m"))
+            .select("user_id", "held_out", "m.ndcg", "m.recall", "m.hits")
+            .toPandas())
+
+
+def ranking_metrics(top_k: DataFrame, test: DataFrame, catalogue_size: int,
+                    train: DataFrame | None = None, cold_scores: DataFrame | None = None
+                    ) -> dict[str, float]:
+    """Protocol means over users with test interactions, each with its bootstrap interval
+    (`<metric>:ci95`, see models.metrics.summarize); a user with no list scores zero.
+
+    With `train`, also the cold-start figures: cold_recall@20 (recall@20 restricted to test items
+    without train interactions, over the users that have such items) and cold_top20_share (the
+    share of those cold test interactions in the top 20). With `cold_scores` too ((user_id,
+    item_id, score) of the cold items), cold_only_recall@20: recall@20 when ranking only cold
+    items, which only models that read item text can do.
+    """
+    relevant = test.groupBy("user_id").agg(F.collect_set("item_id").alias("relevant"))
+    ranked = ranked_lists(top_k)
+    users = _user_values(ranked, relevant)
+    per_user = {"ndcg@10": users["ndcg"], "recall@20": users["recall"]}
+    cold_hits = []
+    if train is not None:
+        cold_relevant = (test.join(train.select("item_id").distinct(), "item_id", "left_anti")
+                         .groupBy("user_id").agg(F.collect_set("item_id").alias("relevant")))
+        cold = _user_values(ranked, cold_relevant)
+        per_user["cold_recall@20"] = cold["recall"]
+        cold_hits = list(zip(cold["hits"], cold["held_out"]))
+        if cold_scores is not None:
+            best_first = Window.partitionBy("user_id").orderBy(F.desc("score"), "item_id")
+            cold_ranked = ranked_lists(cold_scores.withColumn("rank",
+                                                              F.row_number().over(best_first)))
+            per_user["cold_only_recall@20"] = _user_values(cold_ranked, cold_relevant)["recall"]
     top_10_items = (top_k.where(F.col("rank") <= 10).join(relevant.select("user_id"), "user_id")
                     .select("item_id").distinct().count())
-    result = {"ndcg@10": means["ndcg"], "recall@20": means["recall"],
-              "coverage@10": top_10_items / catalogue_size,
-              "evaluated_users": float(means["users"])}
-    if train is not None:
-        cold_test = test.join(train.select("item_id").distinct(), "item_id", "left_anti")
-        cold = (cold_test.groupBy("user_id").agg(F.collect_set("item_id").alias("relevant"))
-                .join(ranked, "user_id", "left")
-                .select(F.coalesce("ranked", F.array().cast("array<long>")).alias("ranked"),
-                        "relevant")
-                .select(user_metrics("ranked", "relevant").alias("m"))
-                .agg(F.avg("m.recall").alias("recall")).first())
-        result["cold_recall@20"] = cold["recall"] if cold["recall"] is not None else float("nan")
-    return result
+    return {**metrics.summarize({k: v.tolist() for k, v in per_user.items()}, cold_hits),
+            "coverage@10": top_10_items / catalogue_size,
+            "evaluated_users": float(len(users))}
 
 
-COLUMNS = ["model_version", "model", "metric", "value", "note"]
+def cold_item_scores(scores: DataFrame, train: DataFrame, items: DataFrame) -> DataFrame:
+    """The rows of `scores` whose item has no train interaction."""
+    cold = items.select("item_id").join(train.select("item_id").distinct(), "item_id", "left_anti")
+    return scores.join(F.broadcast(cold), "item_id")
+
+
+COLUMNS = ["model_version", "model", "metric", "value", "ci_low", "ci_high", "note"]
 ABSENT = "absent"  # the metric of the one row an unmeasured model gets, its note says why
 
 
-def metric_rows(model_version: str, model: str, values: dict[str, float]) -> list[tuple]:
-    return [(model_version, model, metric, float(value), None) for metric, value in values.items()]
+def metric_rows(model_version: str, model: str, values: dict) -> list[tuple]:
+    """One row per metric, its bootstrap interval beside it (null for counts and coverage)."""
+    rows = []
+    for metric, value in values.items():
+        if metric.endswith(metrics.INTERVAL):
+            continue
+        low, high = values.get(metric + metrics.INTERVAL, (None, None))
+        rows.append((model_version, model, metric, float(value), low, high, None))
+    return rows
 
 
 def absent_row(model_version: str, model: str, why: str) -> tuple:
     """A model that should have been measured but could not be: recorded, never silently dropped."""
     log.warning("%s not evaluated: %s", model, why)
-    return (model_version, model, ABSENT, float("nan"), why)
+    return (model_version, model, ABSENT, float("nan"), None, None, why)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,28 +199,41 @@ def write_report(rows: list[tuple], lake: str, ds: str) -> str:
     frame = pd.DataFrame(rows, columns=COLUMNS)
     absent = frame[frame["metric"] == ABSENT]
     table = metric_table(frame)
+    low, high = (metric_table(frame, column) for column in ("ci_low", "ci_high"))
     folder = report_dir(lake, ds)
     folder.mkdir(parents=True, exist_ok=True)
 
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    shown = table[["ndcg@10", "recall@20"]].sort_values("ndcg@10")
-    shown.plot.barh(ax=ax)
+    shown = ["ndcg@10", "recall@20"]
+    order = table["ndcg@10"].sort_values().index
+    fig, ax = plt.subplots(figsize=(7, 0.9 + 0.6 * len(order)))
+    # Error bars: each figure's 95% bootstrap interval over users.
+    errors = [[(table - low).loc[order, m].fillna(0), (high - table).loc[order, m].fillna(0)]
+              for m in shown]
+    table.loc[order, shown].plot.barh(ax=ax, xerr=errors, capsize=3)
     for model, (ndcg, _) in REFERENCE.items():
         ax.axvline(ndcg, color="grey", linestyle=":", linewidth=1)
-        ax.text(ndcg, len(shown) - 0.5, f"ref {model}", rotation=90, fontsize=7, va="top")
-    ax.set_title(f"Offline evaluation, ds={ds} (dotted: reference NDCG@10)")
+        ax.text(ndcg, len(order) - 0.5, f"ref {model}", rotation=90, fontsize=7, va="top")
+    ax.set_title(f"Offline evaluation, ds={ds} (bars: 95% bootstrap intervals; dotted: "
+                 "reference NDCG@10)", fontsize=9)
     ax.set_xlabel("value")
     fig.tight_layout()
     chart = folder / "evaluation.png"
     fig.savefig(chart, dpi=120)
     plt.close(fig)
 
+    def cell(model: str, metric: str) -> str:
+        value, lo, hi = table.at[model, metric], low.at[model, metric], high.at[model, metric]
+        if pd.isna(value):
+            return ""
+        return f"{value:.4f}" + ("" if pd.isna(lo) else f" [{lo:.4f}, {hi:.4f}]")
+
     lines = [f"# Evaluation, ds={ds}", "",
-             "Protocol: `../shared/EVALUATION.md` (whole catalogue minus the user's train items).",
+             "Protocol: `../shared/EVALUATION.md` (whole catalogue minus the user's train items). "
+             "Brackets: 95% bootstrap interval over users (1,000 resamples).",
              "", "| model | " + " | ".join(table.columns) + " |",
              "|---|" + "---|" * len(table.columns)]
-    for model, values in table.iterrows():
-        lines.append(f"| {model} | " + " | ".join(f"{v:.4f}" for v in values) + " |")
+    for model in table.index:
+        lines.append(f"| {model} | " + " | ".join(cell(model, m) for m in table.columns) + " |")
     lines += ["", "Reference on ml-latest-small (NDCG@10 / Recall@20): "
               + ", ".join(f"{m} {n:.3f} / {r:.3f}" for m, (n, r) in REFERENCE.items()),
               ""]
@@ -188,10 +244,11 @@ def write_report(rows: list[tuple], lake: str, ds: str) -> str:
     return str(report)
 
 
-def metric_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """model x metric, measured rows only."""
+def metric_table(frame: pd.DataFrame, column: str = "value") -> pd.DataFrame:
+    """model x metric of `column` (value, ci_low or ci_high), measured rows only."""
     return (frame[frame["metric"] != ABSENT]
-            .pivot(index="model", columns="metric", values="value"))
+            .pivot(index="model", columns="metric", values=column))
+
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,7 +259,8 @@ def run(spark: SparkSession, args: argparse.Namespace) -> list[tuple]:
     train = read_partition(spark, args.lake, FEATURES_TRAIN, args.ds)
     test = read_partition(spark, args.lake, FEATURES_TEST, args.ds)
     require_rows(test, FEATURES_TEST, args.ds)
-    catalogue_size = read_partition(spark, args.lake, RAW_ITEMS, args.ds).count()
+    items = read_partition(spark, args.lake, RAW_ITEMS, args.ds)
+    catalogue_size = items.count()
     users = test.select("user_id").distinct()
     served = _served_top_k(spark, args.lake, args.ds)
     model_version = args.model_version or (served.first()["model_version"] if served else "none")
@@ -210,7 +268,11 @@ def run(spark: SparkSession, args: argparse.Namespace) -> list[tuple]:
     rows = []
     if served is not None:
         # What nightly scoring wrote is what is measured: recs.top_k of the served student.
-        values = ranking_metrics(served, test, catalogue_size, train)
+        # Cold-only ranking reads the student's scores of the cold items in recs.scores.
+        scores = read_partition(spark, args.lake, RECS_SCORES, args.ds).where(
+            F.col("model_version") == model_version)
+        values = ranking_metrics(served, test, catalogue_size, train,
+                                 cold_item_scores(scores, train, items))
         log.info("student (recs.top_k): %s", values)
         rows += metric_rows(model_version, "student", values)
     else:
@@ -225,23 +287,48 @@ def run(spark: SparkSession, args: argparse.Namespace) -> list[tuple]:
         from models.runtime import resolve_device
 
         values = evaluate_artifact(teacher_dir, args.lake, args.ds, resolve_device("auto"))
-        rows += metric_rows(model_version, "teacher",
-                            {k: values[k] for k in ("ndcg@10", "recall@20", "coverage@10",
-                                                    "cold_recall@20", "evaluated_users")})
+        rows += metric_rows(model_version, "teacher", protocol_figures(values))
     baselines = {"popularity": lambda: popularity_top_k(train, users, RANKED_DEPTH),
                  "als": lambda: als_top_k(train, RANKED_DEPTH, AlsParams(rank=args.als_rank))}
     for name in args.baselines:
-        values = ranking_metrics(baselines[name](), test, catalogue_size, train)
+        if name == "tfidf":
+            values = protocol_figures(tfidf_figures(args.lake, args.ds))
+        else:
+            values = ranking_metrics(baselines[name](), test, catalogue_size, train)
         log.info("%s: %s", name, values)
         rows += metric_rows(model_version, name, values)
 
     metrics_df = spark.createDataFrame(rows, "model_version string, model string, metric string, "
-                                             "value double, note string")
+                                             "value double, ci_low double, ci_high double, note string")
     write_partition(metrics_df, args.lake, RECS_EVAL_METRICS, args.ds)
     report = write_report(rows, args.lake, args.ds)
     print(metric_table(pd.DataFrame(rows, columns=COLUMNS)).round(4).to_string())
     print(f"report: {report}")
     return rows
+
+
+def protocol_figures(values: dict) -> dict:
+    """The figures every model reports (and their intervals), from a JVM-free evaluation."""
+    keep = ("ndcg@10", "recall@20", "coverage@10", "cold_recall@20", "cold_top20_share",
+            "cold_only_recall@20", "evaluated_users")
+    return {k: v for k, v in values.items() if k.removesuffix(metrics.INTERVAL) in keep}
+
+
+def tfidf_figures(lake: str, ds: str) -> dict:
+    """The TF-IDF text baseline, ranked on the driver from the JVM-free readers."""
+    import numpy as np
+
+    from contract.delta_reader import read_partition as read_arrow
+    from models.baselines import tfidf_rankings
+    from models.data import evaluation_task, load_catalogue, train_item_ids
+
+    catalogue = load_catalogue(lake, ds)
+    task = evaluation_task(lake, ds, catalogue, read_arrow(lake, FEATURES_TEST, ds,
+                                                           ["user_id", "item_id"]))
+    cold_rows = np.flatnonzero(~np.isin(catalogue.item_ids, train_item_ids(lake, ds)))
+    full, cold = tfidf_rankings(catalogue.texts, task, cold_rows)
+    relevant = {int(u): r.tolist() for u, r in zip(task.user_ids, task.relevant)}
+    return metrics.evaluate(full, relevant, len(catalogue.item_ids), cold_rows.tolist(), cold)
 
 
 def _served_top_k(spark: SparkSession, lake: str, ds: str) -> DataFrame | None:
@@ -255,9 +342,8 @@ def _served_top_k(spark: SparkSession, lake: str, ds: str) -> DataFrame | None:
 def add_step_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-teacher", dest="teacher", action="store_false",
                         help="Skip ranking the catalogue with the teacher (slow on CPU).")
-    parser.add_argument("--baselines", nargs="*", choices=["popularity", "als"],
-                        default=["popularity", "als"],
-                        help="Baselines to compute on the same split (default: both).")
+    parser.add_argument("--baselines", nargs="*", choices=list(BASELINES), default=list(BASELINES),
+                        help="Baselines to compute on the same split (default: all of them).")
     parser.add_argument("--als-rank", type=positive_int, default=AlsParams.rank,
                         help="ALS factors (default: %(default)s, the reference setting).")
 

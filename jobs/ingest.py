@@ -17,14 +17,14 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from contract.args import positive_int
-from contract.tables import RAW_INTERACTIONS, RAW_ITEMS, RAW_QUARANTINE
+from contract.tables import RAW_INTERACTIONS, RAW_ITEMS, RAW_QUARANTINE, RAW_TAGS
 from jobs.core.delta import write_partition
+from jobs.core.item_text import ranked_tags, with_text
 from jobs.core.step import run_spark_step, step_parser
 from jobs.sources import RawSource, read_source, synthetic
 
 log = logging.getLogger(__name__)
 
-MAX_TAGS_IN_TEXT = 10
 
 
 # ---------------------------------------------------------------------------------------------
@@ -69,43 +69,26 @@ def clean_items(raw_items: DataFrame) -> tuple[DataFrame, DataFrame]:
     return routed.where(F.col("reason").isNull()).drop("reason", "record"), _quarantined(routed, "items")
 
 
-def clean_tags(raw_tags: DataFrame, items: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """(item_id, tags most frequent first, ties alphabetical), quarantine rows."""
+def clean_tags(raw_tags: DataFrame, items: DataFrame, timestamp_format: str
+               ) -> tuple[DataFrame, DataFrame]:
+    """(valid tag events: user_id, item_id, tag, event_ts; quarantine rows)."""
     parsed = raw_tags.select(
+        F.trim(F.col("user_id")).try_cast("long").alias("user_id"),
         F.trim(F.col("item_id")).try_cast("long").alias("item_id"),
         F.lower(F.trim("tag")).alias("tag"),
+        _parse_timestamp(F.col("timestamp"), timestamp_format).alias("event_ts"),
         _record(raw_tags).alias("record"),
     )
     known = items.select("item_id", F.lit(True).alias("known"))
     routed = parsed.join(known, "item_id", "left").withColumn(
         "reason",
-        F.when(F.col("item_id").isNull(), "invalid_item_id")
+        F.when(F.col("user_id").isNull(), "invalid_user_id")
+         .when(F.col("item_id").isNull(), "invalid_item_id")
+         .when(F.col("event_ts").isNull(), "invalid_timestamp")
          .when(F.col("tag").isNull() | (F.col("tag") == ""), "invalid_tag")
          .when(F.col("known").isNull(), "unknown_item"))
-    counted = (routed.where(F.col("reason").isNull())
-               .groupBy("item_id", "tag").count()
-               .groupBy("item_id")
-               .agg(F.sort_array(F.collect_list(F.struct((-F.col("count")).alias("neg"), "tag")))
-                    .alias("ranked")))
-    tags = counted.select("item_id", F.transform("ranked", lambda s: s["tag"]).alias("tags"))
-    return tags, _quarantined(routed, "tags")
-
-
-def with_text(items: DataFrame, tags: DataFrame | None) -> DataFrame:
-    """Attach tags and the model-facing text: title. genres. top tags. description."""
-    if tags is None:
-        items = items.withColumn("tags", F.array().cast("array<string>"))
-    else:
-        items = (items.join(tags, "item_id", "left")
-                 .withColumn("tags", F.coalesce("tags", F.array().cast("array<string>"))))
-    parts = F.array(
-        F.col("title"),
-        F.array_join("genres", ", "),
-        F.array_join(F.slice("tags", 1, MAX_TAGS_IN_TEXT), ", "),
-        F.col("description"),
-    )
-    text = F.array_join(F.filter(parts, lambda p: p.isNotNull() & (p != "")), ". ")
-    return items.withColumn("text", text).select("item_id", "title", "genres", "tags", "text")
+    valid = routed.where(F.col("reason").isNull()).select("user_id", "item_id", "tag", "event_ts")
+    return valid, _quarantined(routed, "tags")
 
 
 def clean_interactions(raw: DataFrame, items: DataFrame, timestamp_format: str,
@@ -139,18 +122,26 @@ def clean_interactions(raw: DataFrame, items: DataFrame, timestamp_format: str,
     return clean, quarantine
 
 
-def clean(source: RawSource) -> tuple[DataFrame, DataFrame, DataFrame]:
-    """(interactions, items, quarantine) ready to write."""
+def clean(source: RawSource) -> tuple[DataFrame, DataFrame, DataFrame, DataFrame]:
+    """(interactions, items, tag events, quarantine) ready to write.
+
+    raw.items.text holds every valid tag, whenever written; models read features.items, where
+    build-training-set keeps only the tags that existed at the run's cut-off.
+    """
     items, items_quarantine = clean_items(source.items)
     quarantine = items_quarantine
     tags = None
     if source.tags is not None:
-        tags, tags_quarantine = clean_tags(source.tags, items)
+        tags, tags_quarantine = clean_tags(source.tags, items, source.timestamp_format)
         quarantine = quarantine.unionByName(tags_quarantine)
-    items = with_text(items, tags)
+    items_with_text = with_text(items, None if tags is None else ranked_tags(tags))
     interactions, interactions_quarantine = clean_interactions(
-        source.interactions, items, source.timestamp_format, source.rating_range)
-    return interactions, items, quarantine.unionByName(interactions_quarantine)
+        source.interactions, items_with_text, source.timestamp_format, source.rating_range)
+    if tags is None:
+        tags = items.sparkSession.createDataFrame(
+            [], "user_id long, item_id long, tag string, event_ts timestamp")
+    return (interactions, items_with_text, tags,
+            quarantine.unionByName(interactions_quarantine))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,8 +150,9 @@ def clean(source: RawSource) -> tuple[DataFrame, DataFrame, DataFrame]:
 
 def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     source = read_source(spark, args)
-    interactions, items, quarantine = clean(source)
+    interactions, items, tags, quarantine = clean(source)
     write_partition(items, args.lake, RAW_ITEMS, args.ds)
+    write_partition(tags, args.lake, RAW_TAGS, args.ds)
     write_partition(interactions, args.lake, RAW_INTERACTIONS, args.ds)
     write_partition(quarantine, args.lake, RAW_QUARANTINE, args.ds)
     return summarize(spark, args.lake, args.ds)
@@ -170,7 +162,7 @@ def summarize(spark: SparkSession, lake: str, ds: str) -> dict:
     from jobs.core.delta import read_partition
 
     counts = {t.name: read_partition(spark, lake, t, ds).count()
-              for t in (RAW_INTERACTIONS, RAW_ITEMS)}
+              for t in (RAW_INTERACTIONS, RAW_ITEMS, RAW_TAGS)}
     reasons = (read_partition(spark, lake, RAW_QUARANTINE, ds)
                .groupBy("source_table", "reason").count().orderBy("source_table", "reason")
                .collect())

@@ -20,8 +20,8 @@ from pyspark.sql import functions as F
 
 from contract.args import positive_int
 from contract.tables import (
+    FEATURES_ITEMS,
     FEATURES_USER_HISTORY,
-    RAW_ITEMS,
     RECS_CANDIDATES,
     RECS_SCORES,
     RECS_TOP_K,
@@ -44,7 +44,7 @@ def scoring_state(spark: SparkSession, lake: str, ds: str, model_dir: Path):
 
     student, _ = load_student(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), use_fast=True)
-    items = (read_partition(spark, lake, RAW_ITEMS, ds).select("item_id", "text")
+    items = (read_partition(spark, lake, FEATURES_ITEMS, ds).select("item_id", "text")
              .orderBy("item_id").toArrow())
     catalogue = Catalogue(items["item_id"].to_numpy().astype(np.int64),
                           [t or "" for t in items["text"].to_pylist()])

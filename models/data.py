@@ -1,6 +1,6 @@
 """Lake rows -> numpy arrays the teacher trains and ranks on.
 
-Everything is indexed by catalogue row (position in `raw.items` sorted by item_id), so the
+Everything is indexed by catalogue row (position in `features.items` sorted by item_id), so the
 texts are tokenised once per item and a history or candidate is just an int array.
 """
 
@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from contract.delta_reader import padded_lists, read_partition, timestamps_us
-from contract.tables import FEATURES_EXAMPLES, FEATURES_TRAIN, FEATURES_USER_HISTORY, RAW_ITEMS
+from contract.tables import FEATURES_EXAMPLES, FEATURES_ITEMS, FEATURES_TRAIN, FEATURES_USER_HISTORY
 
 # History arrays are read up to this many items; the model's own limits cut further.
 MAX_HISTORY_READ = 512
@@ -31,7 +31,7 @@ class Catalogue:
         found = (self.item_ids[pos] == item_ids) | (item_ids == -1)
         if not found.all():
             missing = np.unique(item_ids[~found])
-            raise ValueError(f"{len(missing)} {what} are not in raw.items, e.g. {missing[:5].tolist()}")
+            raise ValueError(f"{len(missing)} {what} are not in features.items, e.g. {missing[:5].tolist()}")
         return np.where(item_ids == -1, -1, pos)
 
 
@@ -74,10 +74,11 @@ class RankingTask:
 
 
 def load_catalogue(lake: str, ds: str) -> Catalogue:
-    items = read_partition(lake, RAW_ITEMS, ds, ["item_id", "text"]).sort_by("item_id")
+    # features.items: the point-in-time text of every item, the only item text models read.
+    items = read_partition(lake, FEATURES_ITEMS, ds, ["item_id", "text"]).sort_by("item_id")
     ids = items["item_id"].to_numpy().astype(np.int64)
     if len(np.unique(ids)) != len(ids):
-        raise ValueError(f"raw.items ds={ds} has duplicate item_id values")
+        raise ValueError(f"features.items ds={ds} has duplicate item_id values")
     texts = [t or "" for t in items["text"].to_pylist()]
     return Catalogue(ids, texts)
 

@@ -25,7 +25,7 @@ from models import metrics
 from models.artifact import load_teacher
 from models.data import RankingTask, evaluation_task, load_catalogue, tokenize, train_item_ids
 from models.runtime import HelpFormatter, resolve_device, use_bf16
-from models.scoring import item_vectors, rankings, text_from_tokens
+from models.scoring import item_vectors, text_from_tokens, top_k, user_vectors
 from models.teacher import Teacher
 
 
@@ -48,9 +48,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def score_task(teacher: Teacher, task: RankingTask, vecs: torch.Tensor, lengths: np.ndarray,
                cold_rows: np.ndarray, bf16: bool) -> dict:
-    ranked = rankings(teacher, task, vecs, lengths, bf16, k=20)
+    """Protocol metrics of the whole-catalogue ranking, and cold-only recall@20 (only the
+    `cold_rows` ranked, from text: their id embeddings are the zero row)."""
+    users = user_vectors(teacher, vecs, task.history, lengths, bf16)
+    full = top_k(teacher, users, vecs, task.exclude, 20)
+    ranked = {int(u): r.tolist() for u, r in zip(task.user_ids, full)}
+    cold = {}
+    if len(cold_rows):
+        nothing = [np.empty(0, dtype=np.int64)] * len(task.user_ids)
+        top = top_k(teacher, users, vecs[torch.as_tensor(cold_rows, device=vecs.device)], nothing, 20)
+        cold = {int(u): cold_rows[r].tolist() for u, r in zip(task.user_ids, top)}
     relevant = {int(u): r.tolist() for u, r in zip(task.user_ids, task.relevant)}
-    return metrics.evaluate(ranked, relevant, len(lengths), cold_rows.tolist())
+    return metrics.evaluate(ranked, relevant, len(lengths), cold_rows.tolist(), cold)
 
 
 def evaluate_artifact(model_dir: str | Path, lake: str, ds: str, device: torch.device,

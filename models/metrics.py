@@ -37,18 +37,68 @@ def coverage_at_k(rankings: Iterable[Sequence], catalogue_size: int, k: int = 10
     return len(distinct) / catalogue_size
 
 
+INTERVAL = ":ci95"  # key suffix of a metric's 95% bootstrap interval (lo, hi) over users
+RESAMPLES = 1000
+
+
+def bootstrap_interval(rows, statistic=None, resamples: int = RESAMPLES, seed: int = 0
+                       ) -> tuple[float, float]:
+    """95% percentile bootstrap interval of `statistic` (default: the mean) over users.
+
+    `rows` holds one value per user, or one row of values per user when `statistic` combines
+    columns (e.g. a ratio of sums). Users are resampled with replacement, `resamples` times.
+    """
+    import numpy as np
+
+    rows = np.asarray(rows, dtype=np.float64)
+    if len(rows) == 0:
+        return float("nan"), float("nan")
+    statistic = statistic or (lambda r: r.mean())
+    draws = np.random.default_rng(seed).integers(0, len(rows), size=(resamples, len(rows)))
+    stats = np.fromiter((statistic(rows[d]) for d in draws), dtype=np.float64, count=resamples)
+    return float(np.quantile(stats, 0.025)), float(np.quantile(stats, 0.975))
+
+
+def share(hits_and_totals) -> float:
+    """sum(hits) / sum(totals) of [n, 2] rows: e.g. cold test interactions reaching the top 20."""
+    total = hits_and_totals[:, 1].sum()
+    return float(hits_and_totals[:, 0].sum() / total) if total else float("nan")
+
+
+def summarize(per_user: Mapping[str, Sequence[float]], cold_hits: Sequence[tuple[float, float]] = ()
+              ) -> dict:
+    """Means of per-user metric values with their bootstrap intervals, plus the share of cold
+    test interactions found in the full top 20 (`cold_hits`: per cold user, (found, held out))."""
+    out: dict = {}
+    for metric, values in per_user.items():
+        values = list(values)
+        out[metric] = sum(values) / len(values) if values else float("nan")
+        out[metric + INTERVAL] = bootstrap_interval(values)
+    if cold_hits:
+        import numpy as np
+
+        rows = np.asarray(cold_hits, dtype=np.float64)
+        out["cold_top20_share"] = share(rows)
+        out["cold_top20_share" + INTERVAL] = bootstrap_interval(rows, share)
+    return out
+
+
 def evaluate(
     rankings: Mapping[object, Sequence],
     relevant: Mapping[object, Collection],
     catalogue_size: int,
     cold_items: Collection = (),
-) -> dict[str, float]:
-    """Protocol means over the users that have relevant (test) items.
+    cold_rankings: Mapping[object, Sequence] | None = None,
+) -> dict:
+    """Protocol means over the users that have relevant (test) items, each with its 95%
+    bootstrap interval under the key `<metric>:ci95`.
 
     `rankings` maps user -> ranked item ids (at least the top 20, the user's train items already
     excluded). `cold_items` are items without train interactions; cold recall@20 is recall@20
-    restricted to each user's cold test items, averaged over the users that have any, so it
-    shows whether text alone can surface items no collaborative signal knows.
+    restricted to each user's cold test items in the full ranking, averaged over the users that
+    have any, and cold_top20_share the share of all cold test interactions found there.
+    `cold_rankings` (user -> cold items only, ranked) gives cold_only_recall@20, the protocol's
+    cold-start metric: can the model order items nobody has interacted with?
     """
     users = [u for u, items in relevant.items() if items]
     missing = [u for u in users if u not in rankings]
@@ -57,16 +107,21 @@ def evaluate(
     if not users:
         raise ValueError("no user has relevant items")
     cold = set(cold_items)
-    ndcg = [ndcg_at_k(rankings[u], set(relevant[u]), 10) for u in users]
-    recall = [recall_at_k(rankings[u], set(relevant[u]), 20) for u in users]
     cold_relevant = {u: set(relevant[u]) & cold for u in users}
     cold_users = [u for u in users if cold_relevant[u]]
-    cold_recall = [recall_at_k(rankings[u], cold_relevant[u], 20) for u in cold_users]
+    per_user = {
+        "ndcg@10": [ndcg_at_k(rankings[u], set(relevant[u]), 10) for u in users],
+        "recall@20": [recall_at_k(rankings[u], set(relevant[u]), 20) for u in users],
+        "cold_recall@20": [recall_at_k(rankings[u], cold_relevant[u], 20) for u in cold_users],
+    }
+    if cold_rankings is not None:
+        per_user["cold_only_recall@20"] = [
+            recall_at_k(cold_rankings.get(u, []), cold_relevant[u], 20) for u in cold_users]
+    cold_hits = [(sum(1 for i in rankings[u][:20] if i in cold_relevant[u]),
+                  len(cold_relevant[u])) for u in cold_users]
     return {
-        "ndcg@10": sum(ndcg) / len(ndcg),
-        "recall@20": sum(recall) / len(recall),
+        **summarize(per_user, cold_hits),
         "coverage@10": coverage_at_k((rankings[u] for u in users), catalogue_size, 10),
-        "cold_recall@20": sum(cold_recall) / len(cold_recall) if cold_recall else float("nan"),
         "evaluated_users": len(users),
         "cold_users": len(cold_users),
         "cold_test_interactions": sum(len(c) for c in cold_relevant.values()),

@@ -26,7 +26,8 @@ SCORES = [
       [(1, 3, 0.95), (1, 2, 0.85), (1, 5, 0.75), (2, 2, 0.65), (2, 1, 0.55), (2, 6, 0.2)]],
     *[(D2, u, i, s, "v1") for u, i, s in [(1, 3, 0.4), (1, 2, 0.6), (2, 1, 0.3)]],
 ]
-# (ds, model_version, model, metric, value); `note` (only for metric `absent`) is null throughout.
+# (ds, model_version, model, metric, value); the interval and `note` (only for metric `absent`)
+# are null throughout.
 METRICS = [
     (D1, "v1", "student", "ndcg@10", 0.30), (D1, "v1", "popularity", "ndcg@10", 0.20),
     (D1, "v1", "student", "recall@20", 0.50),
@@ -55,12 +56,13 @@ def write_table(lake, name, columns, rows):
 
 
 def write_literal_lake(lake: str) -> str:
-    items = [(ds, i, t, ["Drama"], [], f"{t}. Drama") for ds, ids in ((D1, range(1, 5)),
+    items = [(ds, i, t, ["Drama"], [], f"{t}. Drama", None) for ds, ids in ((D1, range(1, 5)),
                                                                       (D2, range(1, 7)))
              for i, t in TITLES.items() if i in ids]
     write_table(lake, "raw.items", [("ds", pa.string()), ("item_id", pa.int64()),
                                     ("title", pa.string()), ("genres", pa.list_(pa.string())),
-                                    ("tags", pa.list_(pa.string())), ("text", pa.string())],
+                                    ("tags", pa.list_(pa.string())), ("text", pa.string()),
+                                    ("description", pa.string())],
                 items)
     write_table(lake, "recs.top_k", [("ds", pa.string()), ("user_id", pa.int64()),
                                      ("rank", pa.int32()), ("item_id", pa.int64()),
@@ -71,8 +73,9 @@ def write_literal_lake(lake: str) -> str:
                                       ("model_version", pa.string())], SCORES)
     write_table(lake, "recs.eval_metrics", [("ds", pa.string()), ("model_version", pa.string()),
                                             ("model", pa.string()), ("metric", pa.string()),
-                                            ("value", pa.float64()), ("note", pa.string())],
-                [(*row, None) for row in METRICS])
+                                            ("value", pa.float64()), ("ci_low", pa.float64()),
+                                            ("ci_high", pa.float64()), ("note", pa.string())],
+                [(*row, None, None, None) for row in METRICS])
     return lake
 
 

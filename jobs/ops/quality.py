@@ -44,7 +44,7 @@ class Gate:
 # it. The nightly DAG and `recs backfill` run a step's gate right after it; no entry, no gate.
 GATES = {
     "ingest": Gate(require=(RAW_INTERACTIONS.name, RAW_ITEMS.name), check_quarantine=True),
-    "build-training-set": Gate(require=("features.train_interactions",
+    "build-training-set": Gate(require=("features.items", "features.train_interactions",
                                         "features.training_examples",
                                         "features.user_history")),
     "generate-candidates": Gate(require=("recs.candidates",)),

@@ -20,7 +20,8 @@ class InputError(ValueError):
 @dataclass(frozen=True)
 class RawSource:
     """A source read into strings. interactions: user_id, item_id, timestamp, rating.
-    items: item_id, title, genres (array<string>), description. tags (optional): item_id, tag."""
+    items: item_id, title, genres (array<string>), description. tags (optional): user_id,
+    item_id, tag, timestamp (who tagged what when, so models can use a tag only once it exists)."""
 
     interactions: DataFrame
     items: DataFrame

@@ -41,8 +41,10 @@ def read_movielens(spark: SparkSession, path: str) -> RawSource:
         movies = read_headed_csv(spark, join(path, "movies.csv"), ["movieId", "title", "genres"])
         tags = None
         if os.path.exists(join(path, "tags.csv")):
-            tags = read_headed_csv(spark, join(path, "tags.csv"), ["movieId", "tag"]).select(
-                F.col("movieId").alias("item_id"), "tag")
+            tags = read_headed_csv(spark, join(path, "tags.csv"),
+                                   ["userId", "movieId", "tag", "timestamp"]).select(
+                F.col("userId").alias("user_id"), F.col("movieId").alias("item_id"), "tag",
+                "timestamp")
         return RawSource(
             interactions=ratings.select(F.col("userId").alias("user_id"),
                                         F.col("movieId").alias("item_id"), "timestamp", "rating"),

@@ -39,7 +39,7 @@ def test_two_date_backfill_leaves_two_partitions_and_a_rerun_changes_nothing(lak
 
     assert backfill.main(argv) == [(D1, "ingest"), (D2, "ingest")]
     first = snapshot(lake)
-    assert set(first) == {"raw.interactions", "raw.items", "raw.quarantine"}
+    assert set(first) == {"raw.interactions", "raw.items", "raw.quarantine", "raw.tags"}
     # Each ds partition holds exactly what the (seeded) generator makes for that date.
     spec = synthetic.SyntheticSpec(num_users=USERS, num_items=ITEMS,
                                    mean_interactions_per_user=INTERACTIONS)
@@ -48,11 +48,13 @@ def test_two_date_backfill_leaves_two_partitions_and_a_rerun_changes_nothing(lak
         ds: len(events) for ds, (_, events) in generated.items()}
     assert first["raw.items"][0].groupby("ds").size().to_dict() == {D1: ITEMS, D2: ITEMS}
     assert first["raw.quarantine"][0].empty
+    assert first["raw.tags"][0].empty  # the synthetic source has no tags
 
     backfill.main(argv)
     second = snapshot(lake)
     for table, (rows, version) in first.items():
         again, new_version = second[table]
-        # An empty partition (raw.quarantine of clean data) replaced by nothing commits nothing.
+        # An empty partition (raw.quarantine of clean data, raw.tags of a source without tags)
+        # replaced by nothing commits nothing.
         assert new_version > version or rows.empty, f"{table} was not rewritten"
         assert again.equals(rows), f"{table} changed on re-run"

@@ -91,7 +91,7 @@ def test_negatives_are_never_train_positives_and_groups_are_complete(spark, synt
 
 def test_training_set_is_deterministic_for_a_seed(spark, synthetic_lake, tmp_path):
     again = str(tmp_path / "again")
-    for table in ("raw/interactions", "raw/items"):
+    for table in ("raw/interactions", "raw/items", "raw/tags"):
         spark.read.format("delta").load(f"{synthetic_lake}/{table}").write.format("delta") \
             .partitionBy("ds").save(f"{again}/{table}")
     bts.run(spark, bts.build_parser().parse_args(

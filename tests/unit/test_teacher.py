@@ -23,10 +23,10 @@ from transformers import BertConfig, BertModel, BertTokenizerFast
 from contract.delta_reader import read_partition
 from contract.tables import (
     FEATURES_EXAMPLES,
+    FEATURES_ITEMS,
     FEATURES_TEST,
     FEATURES_TRAIN,
     FEATURES_USER_HISTORY,
-    RAW_ITEMS,
 )
 from models import evaluate_teacher, metrics, train_teacher
 from models.artifact import ArtifactError, build_teacher, load_teacher
@@ -133,7 +133,7 @@ def write_table(lake: str, table, rows: list[dict], ds: str = DS, mode: str = "a
 @pytest.fixture
 def tiny_lake(tmp_path) -> str:
     lake = str(tmp_path / "lake")
-    write_table(lake, RAW_ITEMS, [{"item_id": i, "title": f"t{i}", "genres": [], "tags": [],
+    write_table(lake, FEATURES_ITEMS, [{"item_id": i, "title": f"t{i}", "genres": [], "tags": [],
                                    "text": item_text(i)} for i in ITEM_IDS])
     examples = planted_examples()
     write_table(lake, FEATURES_EXAMPLES, examples)
@@ -250,7 +250,7 @@ def test_delta_reader_yields_exactly_the_fixture_partition(tmp_path):
         read_partition(lake, FEATURES_EXAMPLES, "2024-03-02")
     with pytest.raises(FileNotFoundError, match="features.user_history"):
         read_partition(lake, FEATURES_USER_HISTORY, DS)
-    with pytest.raises(ValueError, match=r"1 history items are not in raw.items, e.g. \[102\]"):
+    with pytest.raises(ValueError, match=r"1 history items are not in features.items, e.g. \[102\]"):
         read_examples(lake, DS, Catalogue(np.asarray([101, 103, 104, 105, 106]), [""] * 5))
 
 
