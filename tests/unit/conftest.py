@@ -28,3 +28,17 @@ def no_jvm_started():
     yield
     if before is None and jvm_gateway() is not None:
         pytest.fail("this test started a JVM: it belongs in tests/spark", pytrace=False)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors gain nothing from torch threads, and threads stall when Spark tests share the
+    CPU; a module that never imports torch pays nothing."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -46,14 +46,6 @@ BERT = {"vocab_size": len(WORDS), "hidden_size": 16, "num_hidden_layers": 1,
         "layer_norm_eps": 1e-12, "pad_token_id": 0}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def teacher() -> Teacher:
     torch.manual_seed(0)

@@ -61,15 +61,6 @@ WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "item", *COLOURS, *S
 # Fixtures: a tiny base model and a tiny lake
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny tensors gain nothing from threads, and threads stall when Spark tests share the CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def base_model(tmp_path_factory) -> str:
     """A random 2-layer BERT saved like a Hugging Face model dir (safetensors + tokenizer)."""
