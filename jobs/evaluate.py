@@ -213,7 +213,7 @@ def write_report(rows: list[tuple], lake: str, ds: str) -> str:
     for model, (ndcg, _) in REFERENCE.items():
         ax.axvline(ndcg, color="grey", linestyle=":", linewidth=1)
         ax.text(ndcg, len(order) - 0.5, f"ref {model}", rotation=90, fontsize=7, va="top")
-    ax.set_title(f"Offline evaluation, ds={ds} (bars: 95% bootstrap intervals; dotted: "
+    ax.set_title(f"Offline evaluation, ds={ds}\n(bars: 95% bootstrap intervals; dotted: "
                  "reference NDCG@10)", fontsize=9)
     ax.set_xlabel("value")
     fig.tight_layout()
