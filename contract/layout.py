@@ -13,7 +13,9 @@ import os
 from pathlib import Path
 
 LAKE_DEFAULT = "./lake"
-ROLES = ("teacher", "student")
+# student-no-teacher: the distillation ablation (the student trained without the teacher), written
+# in evaluation runs so that every evaluation shows what the teacher adds.
+ROLES = ("teacher", "student", "student-no-teacher")
 # A model version is "<ds>-<HHMMSS>" (UTC): sortable within a day, readable in paths and SQL.
 # The training DAG renders the same format from its logical date (VERSION_TIME_FORMAT).
 VERSION_TIME_FORMAT = "%H%M%S"

@@ -248,7 +248,7 @@ RECS_EVAL_METRICS = Table(
     _cols(
         Column("model_version", "string", "Version of the model under evaluation in this run "
                "(baselines carry the run's version so one run's rows group together)."),
-        Column("model", "string", "student, teacher, popularity, als or tfidf."),
+        Column("model", "string", "student, teacher, popularity, als, ease or tfidf."),
         Column("metric", "string", "ndcg@10, recall@20, coverage@10, evaluated_users; cold "
                "start: cold_recall@20 (recall of cold test items in the full ranking), "
                "cold_top20_share (share of cold test interactions in the full top 20), "
@@ -260,8 +260,9 @@ RECS_EVAL_METRICS = Table(
                "users (1,000 resamples); null for counts and coverage.", True),
         Column("ci_high", "double", "Upper end of that interval.", True),
         Column("note", "string", "Why a model has no figures in this run (metric `absent`: its "
-               "input, e.g. its artifact or recs.top_k, is missing); null on measured rows.",
-               True),
+               "input, e.g. its artifact or recs.top_k, is missing); on ease's rows, the lambda "
+               "chosen on the validation split and the validation NDCG@10 of every lambda tried; "
+               "null on other measured rows.", True),
     ),
     writer="evaluate",
 )

@@ -4,8 +4,10 @@
 Recall@20 (over min(k, |test|)), coverage@10, mean over users with test interactions. The
 per-user formulas are `models.metrics`, the same code the JVM-free teacher evaluation uses.
 
-Baselines computed here, in the same run on the same split: popularity and Spark ALS (implicit,
-the reference settings). They rank only items seen in train, as the reference table does.
+Baselines computed here, in the same run on the same split: popularity, Spark ALS (implicit, the
+reference settings) and EASE (lambda chosen on the validation split carved from train), which rank
+only items seen in train, as the reference table does; and TF-IDF of the item text, which ranks
+the whole catalogue.
 
     spark-submit jobs/evaluate.py --lake L --ds D
 """
@@ -39,10 +41,10 @@ from udfs.ranking_metrics import user_metrics_udf
 
 log = logging.getLogger(__name__)
 
-RANKED_DEPTH = 20
-# popularity and ALS rank only items seen in train, as the reference table does; tfidf ranks the
-# whole catalogue from point-in-time item text (the cold-start reference).
-BASELINES = ("popularity", "als", "tfidf")  # Recall@20 is the deepest metric of the protocol
+# popularity, ALS and EASE rank only items seen in train, as the reference table does; tfidf ranks
+# the whole catalogue from point-in-time item text (the cold-start reference).
+BASELINES = ("popularity", "als", "ease", "tfidf")
+RANKED_DEPTH = 20  # Recall@20 is the deepest metric of the protocol
 MAX_INT_ID = 2**31 - 1
 
 
@@ -166,14 +168,16 @@ COLUMNS = ["model_version", "model", "metric", "value", "ci_low", "ci_high", "no
 ABSENT = "absent"  # the metric of the one row an unmeasured model gets, its note says why
 
 
-def metric_rows(model_version: str, model: str, values: dict) -> list[tuple]:
-    """One row per metric, its bootstrap interval beside it (null for counts and coverage)."""
+def metric_rows(model_version: str, model: str, values: dict, note: str | None = None
+                ) -> list[tuple]:
+    """One row per metric, its bootstrap interval beside it (null for counts and coverage), each
+    with `note` (e.g. the settings a baseline chose on validation)."""
     rows = []
     for metric, value in values.items():
         if metric.endswith(metrics.INTERVAL):
             continue
         low, high = values.get(metric + metrics.INTERVAL, (None, None))
-        rows.append((model_version, model, metric, float(value), low, high, None))
+        rows.append((model_version, model, metric, float(value), low, high, note))
     return rows
 
 
@@ -187,7 +191,7 @@ def absent_row(model_version: str, model: str, why: str) -> tuple:
 # Report (I/O edge)
 
 
-REFERENCE = {"popularity": (0.087, 0.097), "als": (0.110, 0.146), "ease": (0.129, 0.167)}
+REFERENCE = {"popularity": (0.087, 0.097), "als": (0.110, 0.146), "ease": (0.130, 0.166)}
 
 
 def write_report(rows: list[tuple], lake: str, ds: str) -> str:
@@ -198,6 +202,8 @@ def write_report(rows: list[tuple], lake: str, ds: str) -> str:
 
     frame = pd.DataFrame(rows, columns=COLUMNS)
     absent = frame[frame["metric"] == ABSENT]
+    gains = frame[frame["model"] == GAIN]
+    frame = frame[frame["model"] != GAIN]
     table = metric_table(frame)
     low, high = (metric_table(frame, column) for column in ("ci_low", "ci_high"))
     folder = report_dir(lake, ds)
@@ -237,7 +243,15 @@ def write_report(rows: list[tuple], lake: str, ds: str) -> str:
     lines += ["", "Reference on ml-latest-small (NDCG@10 / Recall@20): "
               + ", ".join(f"{m} {n:.3f} / {r:.3f}" for m, (n, r) in REFERENCE.items()),
               ""]
+    chosen = frame[(frame["metric"] != ABSENT) & frame["note"].notna()].drop_duplicates("model")
+    for r in chosen.itertuples():
+        lines += [f"Settings of **{r.model}**: {r.note}", ""]
     lines += [f"Not evaluated: **{r.model}**: {r.note}" for r in absent.itertuples()]
+    if len(gains):
+        lines += ["", "What distillation adds (served student minus the same student trained "
+                  "without the teacher, same users; 95% paired bootstrap interval):", ""]
+        lines += [f"- {r.metric}: {r.value:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}]"
+                  for r in gains.itertuples()]
     lines += ["", "![chart](evaluation.png)", ""]
     report = folder / "evaluation.md"
     report.write_text("\n".join(lines))
@@ -278,6 +292,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> list[tuple]:
     else:
         rows.append(absent_row(model_version, "student",
                                f"recs.top_k has no rows for ds={args.ds}: run `recs score` first"))
+    rows += distillation_rows(args, model_version)
     teacher_dir = artifact_dir(args.lake, model_version, "teacher")
     if args.teacher and not (teacher_dir / WEIGHTS).is_file():
         rows.append(absent_row(model_version, "teacher", f"no teacher artifact at {teacher_dir} "
@@ -291,12 +306,16 @@ def run(spark: SparkSession, args: argparse.Namespace) -> list[tuple]:
     baselines = {"popularity": lambda: popularity_top_k(train, users, RANKED_DEPTH),
                  "als": lambda: als_top_k(train, RANKED_DEPTH, AlsParams(rank=args.als_rank))}
     for name in args.baselines:
+        note = None
         if name == "tfidf":
             values = protocol_figures(tfidf_figures(args.lake, args.ds))
+        elif name == "ease":
+            values, note = ease_figures(args.lake, args.ds)
+            values = protocol_figures(values)
         else:
             values = ranking_metrics(baselines[name](), test, catalogue_size, train)
-        log.info("%s: %s", name, values)
-        rows += metric_rows(model_version, name, values)
+        log.info("%s: %s%s", name, values, f" ({note})" if note else "")
+        rows += metric_rows(model_version, name, values, note)
 
     metrics_df = spark.createDataFrame(rows, "model_version string, model string, metric string, "
                                              "value double, ci_low double, ci_high double, note string")
@@ -307,6 +326,34 @@ def run(spark: SparkSession, args: argparse.Namespace) -> list[tuple]:
     return rows
 
 
+GAIN = "distillation_gain"  # the model name of the paired (student - student-no-teacher) rows
+
+
+def distillation_rows(args: argparse.Namespace, model_version: str) -> list[tuple]:
+    """The no-teacher student's figures and the served student's paired gain over it.
+
+    Evaluation runs train that ablation (`recs distill --no-teacher-ablation`, which `recs run`
+    passes with --holdout-fraction); where it is missing the rows say so.
+    """
+    ablation = artifact_dir(args.lake, model_version, "student-no-teacher")
+    if not (ablation / WEIGHTS).is_file():
+        return [absent_row(model_version, "student-no-teacher",
+                           f"no ablation artifact at {ablation}: run `recs distill "
+                           "--no-teacher-ablation` to measure what the teacher adds")]
+    from models.evaluate_student import distillation_gain
+
+    rows = []
+    for metric, gain in distillation_gain(args.lake, args.ds, model_version).items():
+        rows.append((model_version, "student-no-teacher", metric, gain["no_teacher"],
+                     *gain["no_teacher_ci"], None))
+        rows.append((model_version, GAIN, metric, gain["difference"], gain["ci_low"],
+                     gain["ci_high"], f"served student minus student-no-teacher, paired "
+                     f"bootstrap over {gain['users']} users"))
+        log.info("distillation gain in %s: %+.4f [%+.4f, %+.4f]", metric, gain["difference"],
+                 gain["ci_low"], gain["ci_high"])
+    return rows
+
+
 def protocol_figures(values: dict) -> dict:
     """The figures every model reports (and their intervals), from a JVM-free evaluation."""
     keep = ("ndcg@10", "recall@20", "coverage@10", "cold_recall@20", "cold_top20_share",
@@ -314,21 +361,55 @@ def protocol_figures(values: dict) -> dict:
     return {k: v for k, v in values.items() if k.removesuffix(metrics.INTERVAL) in keep}
 
 
-def tfidf_figures(lake: str, ds: str) -> dict:
-    """The TF-IDF text baseline, ranked on the driver from the JVM-free readers."""
+def _protocol_task(lake: str, ds: str):
+    """(catalogue, the protocol's ranking task, cold catalogue rows) from the JVM-free readers,
+    for the baselines ranked on the driver."""
     import numpy as np
 
     from contract.delta_reader import read_partition as read_arrow
-    from models.baselines import tfidf_rankings
     from models.data import evaluation_task, load_catalogue, train_item_ids
 
     catalogue = load_catalogue(lake, ds)
     task = evaluation_task(lake, ds, catalogue, read_arrow(lake, FEATURES_TEST, ds,
                                                            ["user_id", "item_id"]))
     cold_rows = np.flatnonzero(~np.isin(catalogue.item_ids, train_item_ids(lake, ds)))
-    full, cold = tfidf_rankings(catalogue.texts, task, cold_rows)
+    return catalogue, task, cold_rows
+
+
+def _driver_figures(catalogue, task, cold_rows, full: dict, cold: dict | None = None) -> dict:
     relevant = {int(u): r.tolist() for u, r in zip(task.user_ids, task.relevant)}
     return metrics.evaluate(full, relevant, len(catalogue.item_ids), cold_rows.tolist(), cold)
+
+
+def tfidf_figures(lake: str, ds: str) -> dict:
+    """The TF-IDF text baseline, ranked on the driver from the JVM-free readers."""
+    from models.baselines import tfidf_rankings
+
+    catalogue, task, cold_rows = _protocol_task(lake, ds)
+    full, cold = tfidf_rankings(catalogue.texts, task, cold_rows)
+    return _driver_figures(catalogue, task, cold_rows, full, cold)
+
+
+def ease_figures(lake: str, ds: str) -> tuple[dict, str]:
+    """(the EASE baseline's figures, a note with the lambda and the validation NDCG@10 of every
+    lambda of the grid), ranked on the driver from the JVM-free readers.
+
+    Lambda is chosen on the validation split of features.training_examples (each user's last
+    train interactions), then EASE is refitted on every train interaction to rank the test users.
+    """
+    from models.baselines import Ease, choose_ease_lambda
+    from models.data import read_examples, train_interactions, validation_task
+
+    catalogue, task, cold_rows = _protocol_task(lake, ds)
+    user_ids, rows = train_interactions(lake, ds, catalogue)
+    n_items = len(catalogue.item_ids)
+    train_groups, valid_groups = read_examples(lake, ds, catalogue)
+    lam, grid = choose_ease_lambda(user_ids, rows, n_items, valid_groups,
+                                   validation_task(train_groups, valid_groups))
+    full = Ease(user_ids, rows, n_items).rankings(task, lam)
+    note = (f"lambda {lam:g} chosen on validation NDCG@10: "
+            + ", ".join(f"{k:g}: {v:.4f}" for k, v in grid.items()))
+    return _driver_figures(catalogue, task, cold_rows, full), note
 
 
 def _served_top_k(spark: SparkSession, lake: str, ds: str) -> DataFrame | None:
@@ -343,7 +424,9 @@ def add_step_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-teacher", dest="teacher", action="store_false",
                         help="Skip ranking the catalogue with the teacher (slow on CPU).")
     parser.add_argument("--baselines", nargs="*", choices=list(BASELINES), default=list(BASELINES),
-                        help="Baselines to compute on the same split (default: all of them).")
+                        help="Baselines to compute on the same split (default: all of them): "
+                             "popularity, Spark ALS, EASE (item-item closed form, lambda chosen "
+                             "on the validation split of train) and TF-IDF of the item text.")
     parser.add_argument("--als-rank", type=positive_int, default=AlsParams.rank,
                         help="ALS factors (default: %(default)s, the reference setting).")
 

@@ -138,6 +138,23 @@ def read_examples(lake: str, ds: str, catalogue: Catalogue) -> tuple[Groups, Gro
     return groups.take(np.flatnonzero(split == "train")), groups.take(np.flatnonzero(split == "valid"))
 
 
+def future_targets(groups: Groups, window: int) -> np.ndarray:
+    """[G, window] each group's positive, then the same user's next train positives in time
+    order (-1 past the user's last one): the targets of models.losses.future_softmax.
+
+    Only `groups` are read, so train targets never reach into the validation groups.
+    """
+    order = np.lexsort((np.arange(len(groups)), groups.target_ts, groups.user_ids))
+    users, positives = groups.user_ids[order], groups.positive[order]
+    out = np.full((len(groups), window), -1, dtype=np.int64)
+    for ahead in range(min(window, len(groups))):
+        later = np.full(len(groups), -1, dtype=np.int64)
+        same_user = users[ahead:] == users[: len(groups) - ahead]
+        later[: len(groups) - ahead] = np.where(same_user, positives[ahead:], -1)
+        out[order, ahead] = later
+    return out
+
+
 def _per_user(users: np.ndarray, user_ids: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
     """Group (user, row) pairs into one unique-row array per entry of `users`."""
     keep = rows >= 0
@@ -167,10 +184,17 @@ def validation_task(train: Groups, valid: Groups) -> RankingTask:
     return RankingTask(users, history, exclude, relevant)
 
 
+def train_interactions(lake: str, ds: str, catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray]:
+    """(user ids, catalogue rows) of every features.train_interactions row for ds."""
+    train = read_partition(lake, FEATURES_TRAIN, ds, ["user_id", "item_id"])
+    return (train["user_id"].to_numpy().astype(np.int64),
+            catalogue.rows(train["item_id"].to_numpy(), "train items"))
+
+
 def evaluation_task(lake: str, ds: str, catalogue: Catalogue, test: pa.Table) -> RankingTask:
     """Protocol task: rank for users with test interactions, from features.user_history."""
     hist = read_partition(lake, FEATURES_USER_HISTORY, ds, ["user_id", "history_item_ids"])
-    train = read_partition(lake, FEATURES_TRAIN, ds, ["user_id", "item_id"])
+    train_users, train_rows = train_interactions(lake, ds, catalogue)
     test_users = test["user_id"].to_numpy().astype(np.int64)
     users = np.unique(test_users)
     hist_users = hist["user_id"].to_numpy().astype(np.int64)
@@ -180,8 +204,7 @@ def evaluation_task(lake: str, ds: str, catalogue: Catalogue, test: pa.Table) ->
     found = hist_users[order][pos] == users
     rows = catalogue.rows(padded_lists(hist["history_item_ids"], MAX_HISTORY_READ), "history items")
     history = np.where(found[:, None], rows[order][pos], -1)
-    train_rows = catalogue.rows(train["item_id"].to_numpy(), "train items")
-    exclude = _per_user(users, train["user_id"].to_numpy().astype(np.int64), train_rows)
+    exclude = _per_user(users, train_users, train_rows)
     targets = _per_user(users, test_users, catalogue.rows(test["item_id"].to_numpy(), "test items"))
     relevant = [np.setdiff1d(t, e) for t, e in zip(targets, exclude)]
     return RankingTask(users, history, exclude, relevant)

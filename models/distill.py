@@ -2,12 +2,13 @@
 
     python -m models.distill --lake L --ds D [--teacher-dir <lake>/models/<version>/teacher]
 
-The teacher's item and user vectors are computed once; every training group (a positive, its
-sampled negatives and, through the batch, everyone else's candidates) then gets the teacher's
-scores as soft targets. Loss = KL(teacher || student) at a temperature over the in-batch
-candidate list + BCE on the hard labels + InfoNCE on the hard labels. Early stopping on the
-validation slice by NDCG@10 over the whole catalogue, as the protocol measures. Writes
-`<lake>/models/<version>/student/` beside the teacher it came from. JVM-free.
+The teacher's item and user vectors are computed once; every training row (a user's history at
+one moment) then gets the teacher's scores over the whole catalogue as soft targets, cold items
+included, so the student learns the teacher's text-only ranking of items nobody has touched.
+Loss = kl_weight x KL(teacher || student) at a temperature + label_weight x the full-catalogue
+softmax of the user's next train items (the teacher's own objective, models.losses). Early
+stopping on the validation slice by NDCG@10 over the whole catalogue, as the protocol measures.
+Writes `<lake>/models/<version>/student/` beside the teacher it came from. JVM-free.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from models.artifact import load_teacher
 from models.data import (
     Groups,
     RankingTask,
+    future_targets,
     load_catalogue,
     read_examples,
     tokenize,
@@ -42,13 +44,12 @@ from models.training import (
     Batch,
     FitResult,
     StepLoss,
+    dropped_ids,
     make_batch,
     plot_curves,
     step_budget,
     train_loop,
 )
-
-MASKED_LOGIT = -1e4  # an excluded in-batch candidate's logit, for student and teacher alike
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,9 @@ class DistillOptions:
     lr: float = 5e-3
     weight_decay: float = 0.0
     kl_weight: float = 1.0
-    bce_weight: float = 0.2
-    nce_weight: float = 0.5
+    label_weight: float = 0.2
+    future_items: int = 1
+    id_dropout: float = 0.1
     distill_temperature: float = 2.0
     patience: int = 3
     log_every: int = 20
@@ -96,29 +98,24 @@ def evaluate_student(student: Student, tokens: np.ndarray, item_ids: np.ndarray,
 def distill_loss(student: Student, token_ids: torch.Tensor, id_rows: torch.Tensor, batch: Batch,
                  teacher_users: torch.Tensor, teacher_items: torch.Tensor, teacher_temperature: float,
                  options: DistillOptions) -> tuple[torch.Tensor, dict]:
-    """KL to the teacher's in-batch softmax + InfoNCE + BCE on the hard labels.
+    """KL to the teacher's full-catalogue softmax + the softmax of the user's next train items.
 
-    teacher_users [G, D] are the batch's groups' user vectors, teacher_items [N, D] the whole
+    teacher_users [B, D] are the batch rows' user vectors, teacher_items [N, D] the whole
     catalogue's; `teacher_temperature` turns their dot products into the teacher's logits.
     """
-    rows = torch.as_tensor(batch.rows)
-    vecs = student.items(token_ids[rows], id_rows[rows])
+    vecs = student.items(token_ids, dropped_ids(id_rows, options.id_dropout))
     users = student.users(*batch.histories(vecs))
-
-    cand, cand_rows = batch.candidates()
-    same = losses.other_positives(cand_rows, batch.positive_rows)
-    # Finite, not -inf: the KL of two -inf columns is NaN (see losses.distill_kl).
-    student_logits = student.score(users, vecs[cand]).masked_fill(same, MASKED_LOGIT)
-    teacher_logits = (teacher_users @ teacher_items[cand_rows].T / teacher_temperature
-                      ).masked_fill(same, MASKED_LOGIT)
-    kl = losses.distill_kl(student_logits, teacher_logits, options.distill_temperature)
-    nce = losses.info_nce(student_logits)
-
-    own_logits = student.score_pairs(users.unsqueeze(1), vecs[batch.own()])
-    bce = losses.own_bce(own_logits, batch.negatives >= 0)
-
-    loss = options.kl_weight * kl + options.bce_weight * bce + options.nce_weight * nce
-    return loss, {"loss": loss.item(), "kl": kl.item(), "bce": bce.item(), "nce": nce.item()}
+    student_logits = losses.mask_seen(student.score(users, vecs), batch.history)
+    labels = losses.future_softmax(student_logits, batch.targets)
+    parts = {"labels": labels.item()}
+    loss = options.label_weight * labels
+    if options.kl_weight:
+        teacher_logits = losses.mask_seen(teacher_users @ teacher_items.T / teacher_temperature,
+                                          batch.history)
+        kl = losses.distill_kl(student_logits, teacher_logits, options.distill_temperature)
+        loss = loss + options.kl_weight * kl
+        parts["kl"] = kl.item()
+    return loss, {"loss": loss.item(), **parts}
 
 
 def fit_student(student: Student, token_ids: np.ndarray, item_ids: np.ndarray, train: Groups,
@@ -126,10 +123,11 @@ def fit_student(student: Student, token_ids: np.ndarray, item_ids: np.ndarray, t
                 valid: RankingTask | None, options: DistillOptions) -> FitResult:
     """Train in place; on return the student holds its best validation weights.
 
-    teacher_users [len(train), D] are the teacher's user vectors of every train group.
+    teacher_users [len(train), D] are the teacher's user vectors of every train row.
     """
     tokens_t = torch.as_tensor(token_ids)
     id_rows = student.items.id_rows(torch.as_tensor(item_ids))
+    targets = future_targets(train, options.future_items)
     lengths = np.ones(len(item_ids), dtype=np.int64)  # no token budget: the student reads ids
     steps_per_epoch, total = step_budget(len(train), options.batch_groups, options.epochs,
                                          options.max_steps)
@@ -138,7 +136,7 @@ def fit_student(student: Student, token_ids: np.ndarray, item_ids: np.ndarray, t
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / total))
 
     def step_loss(index: np.ndarray) -> StepLoss:
-        batch = make_batch(train, index, lengths, student.cfg.max_history, 10**9,
+        batch = make_batch(train, targets, index, lengths, student.cfg.max_history, 10**9,
                            torch.device("cpu"))
         loss, parts = distill_loss(student, tokens_t, id_rows, batch,
                                    teacher_users[torch.as_tensor(index)], teacher_items,
@@ -153,7 +151,14 @@ def fit_student(student: Student, token_ids: np.ndarray, item_ids: np.ndarray, t
                       log_every=options.log_every, evaluate=evaluate, desc="distil student")
 
 
-def distill(lake: str, ds: str, teacher_dir: Path, options: DistillOptions) -> Path:
+# The ablation's own learning rates, chosen between on validation: without the teacher's soft
+# targets the hard labels alone set the gradient scale, so the served student's rate need not suit.
+NO_TEACHER_LRS = (5e-3, 2e-2)
+
+
+def distill(lake: str, ds: str, teacher_dir: Path, options: DistillOptions,
+            ablation: bool = False) -> Path:
+    """Distil the student; with `ablation`, also train the same student without the teacher."""
     teacher, tokenizer, _ = load_teacher(teacher_dir, "cpu")
     catalogue = load_catalogue(lake, ds)
     teacher_tokens = tokenize(tokenizer, catalogue.texts, teacher.cfg.max_item_tokens)
@@ -168,23 +173,44 @@ def distill(lake: str, ds: str, teacher_dir: Path, options: DistillOptions) -> P
     cfg = StudentConfig(vocab_size=teacher.cfg.bert["vocab_size"],
                         pad_token_id=int(tokenizer.pad_token_id), num_known_items=len(known),
                         dim=options.dim, max_item_tokens=teacher.cfg.max_item_tokens)
-    student = Student(cfg)
-    student.items.known_item_ids.copy_(torch.as_tensor(known))
-    with torch.no_grad():
-        student.items.words.weight.copy_(word_embedding_init(teacher, cfg.dim))
     valid_task = validation_task(train, valid) if len(valid) else None
-    result = fit_student(student, teacher_tokens.ids, catalogue.item_ids, train, teacher_users,
-                         teacher_items, teacher.cfg.temperature, valid_task, options)
+    version = Path(teacher_dir).parent.name  # the student is the same model version as its teacher
 
-    # The student is the same model version as its teacher.
-    out = artifact_dir(lake, Path(teacher_dir).parent.name, "student")
-    save_model(student, out, {"teacher_dir": str(teacher_dir), "ds": ds,
-                              "options": asdict(options)}, tokenizer=tokenizer)
-    summary = result.summary()
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
-    plot_curves(result, out / "curves.png")
-    print(f"student: best valid NDCG@10 {summary['best_valid_ndcg@10']}, "
-          f"{summary['samples_per_s']:.0f} samples/s -> {out}")
+    def train_student(opts: DistillOptions) -> tuple[Student, FitResult]:
+        student = Student(cfg)
+        student.items.known_item_ids.copy_(torch.as_tensor(known))
+        with torch.no_grad():
+            student.items.words.weight.copy_(word_embedding_init(teacher, cfg.dim))
+        result = fit_student(student, teacher_tokens.ids, catalogue.item_ids, train, teacher_users,
+                             teacher_items, teacher.cfg.temperature, valid_task, opts)
+        return student, result
+
+    def save(student: Student, result: FitResult, role: str, opts: DistillOptions,
+             extra: dict | None = None) -> Path:
+        out = artifact_dir(lake, version, role)
+        save_model(student, out, {"teacher_dir": str(teacher_dir), "ds": ds,
+                                  "options": asdict(opts)}, tokenizer=tokenizer)
+        summary = {**result.summary(), **(extra or {})}
+        (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+        plot_curves(result, out / "curves.png")
+        print(f"{role}: best valid NDCG@10 {summary['best_valid_ndcg@10']}, "
+              f"{summary['samples_per_s']:.0f} samples/s -> {out}", file=sys.stderr)
+        return out
+
+    out = save(*train_student(options), "student", options)
+    if ablation:
+        if valid_task is None:
+            raise SystemExit("the no-teacher ablation chooses its settings on the validation "
+                             "split, and features.training_examples has none")
+        trials = {}
+        for lr in NO_TEACHER_LRS:
+            opts = replace(options, kl_weight=0.0, label_weight=1.0, lr=lr)
+            trials[lr] = (opts, *train_student(opts))
+        best = max(trials, key=lambda lr: trials[lr][2].best_valid_ndcg)
+        opts, student, result = trials[best]
+        save(student, result, "student-no-teacher", opts, {"valid_ndcg@10_by_lr": {
+            str(lr): t[2].best_valid_ndcg for lr, t in trials.items()}})
+    print(out)
     return out
 
 
@@ -203,13 +229,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"example groups per step ({d.batch_groups})")
     p.add_argument("--lr", type=float, default=d.lr, help=f"AdamW learning rate ({d.lr})")
     p.add_argument("--kl-weight", type=float, default=d.kl_weight, help=f"weight of KL to the teacher ({d.kl_weight})")
-    p.add_argument("--bce-weight", type=float, default=d.bce_weight, help=f"weight of BCE on labels ({d.bce_weight})")
-    p.add_argument("--nce-weight", type=float, default=d.nce_weight, help=f"weight of InfoNCE ({d.nce_weight})")
+    p.add_argument("--label-weight", type=float, default=d.label_weight,
+                   help=f"weight of the softmax of the user's next train items ({d.label_weight})")
+    p.add_argument("--future-items", type=int, default=d.future_items,
+                   help=f"next train items per row that count as labels ({d.future_items})")
+    p.add_argument("--id-dropout", type=float, default=d.id_dropout,
+                   help=f"share of id embeddings dropped per step, training the text path ({d.id_dropout})")
     p.add_argument("--distill-temperature", type=float, default=d.distill_temperature,
                    help=f"softmax temperature of the KL term ({d.distill_temperature})")
     p.add_argument("--patience", type=int, default=d.patience,
                    help=f"validations without improvement before stopping ({d.patience})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed ({d.seed})")
+    p.add_argument("--no-teacher-ablation", action="store_true",
+                   help="also train the same student without the teacher (kl weight 0, its own "
+                        "learning rate chosen on validation) into <version>/student-no-teacher, "
+                        "for evaluate to measure what distillation adds (recs run does this in "
+                        "evaluation mode)")
     return p
 
 
@@ -218,11 +253,12 @@ def main(argv: list[str] | None = None) -> Path:
     resolve_device("cpu")
     options = DistillOptions(dim=args.dim, epochs=args.epochs, max_steps=args.max_steps,
                              batch_groups=args.batch_groups, lr=args.lr, kl_weight=args.kl_weight,
-                             bce_weight=args.bce_weight, nce_weight=args.nce_weight,
+                             label_weight=args.label_weight, future_items=args.future_items,
+                             id_dropout=args.id_dropout,
                              distill_temperature=args.distill_temperature,
                              patience=args.patience, seed=args.seed)
     teacher_dir = Path(args.teacher_dir) if args.teacher_dir else latest_artifact(args.lake, args.ds, "teacher")
-    return distill(args.lake, args.ds, teacher_dir, options)
+    return distill(args.lake, args.ds, teacher_dir, options, args.no_teacher_ablation)
 
 
 if __name__ == "__main__":

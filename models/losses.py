@@ -1,10 +1,8 @@
 """The losses of both two-tower models: the teacher (models/training.py) and the student
-(models/distill.py) train on the same batches, so they share these definitions.
+(models/distill.py) score every batch user against the whole catalogue, so they share these.
 
-A batch is G example groups. "Own" logits are [G, 1 + K]: each group's user against its
-positive (column 0) and its K sampled negatives, -1 padded where a group has fewer. In-batch
-logits are [G, C]: each user against every candidate of the batch, the G positives first in
-group order (so group i's positive is column i), then every real negative.
+A batch is B training rows, each a user's history at one moment and that user's next train
+items ("targets", -1 padded): logits are [B, N], one column per catalogue row.
 """
 
 from __future__ import annotations
@@ -12,46 +10,36 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+# An excluded column's logit. Finite, not -inf: the KL of two -inf columns is NaN (see distill_kl).
+MASKED_LOGIT = -1e4
 
-def own_bce(logits: torch.Tensor, negative_mask: torch.Tensor) -> torch.Tensor:
-    """Mean BCE over each group's positive and its real negatives; padded slots weigh nothing.
 
-    logits [G, 1 + K]; negative_mask [G, K], False where the negative is padding.
+def mask_seen(logits: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+    """Give every item of a row's own history (-1 padded [B, L] catalogue rows) MASKED_LOGIT.
+
+    The protocol never recommends a user's own items, so spending softmax mass to push them
+    down teaches nothing the ranking uses.
     """
-    labels = torch.zeros_like(logits)
-    labels[:, 0] = 1
-    weight = torch.cat([torch.ones_like(negative_mask[:, :1]), negative_mask], 1).float()
-    bce = F.binary_cross_entropy_with_logits(logits, labels, weight, reduction="sum")
-    return bce / weight.sum()
+    n = logits.shape[1]
+    # Padding writes to a spare last column, so it can never unset a real item's mark.
+    seen = torch.zeros(logits.shape[0], n + 1, dtype=torch.bool, device=logits.device)
+    seen.scatter_(1, torch.where(history >= 0, history, n), True)
+    return logits.masked_fill(seen[:, :n], MASKED_LOGIT)
 
 
-def other_positives(candidate_rows: torch.Tensor, positive_rows: torch.Tensor) -> torch.Tensor:
-    """[G, C] True where a candidate of another group is this group's positive item.
+def future_softmax(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of the full-catalogue softmax on each row's real targets.
 
-    Popular items are often several groups' positives, or another group's sampled negative;
-    counting such a copy as a negative would push the user away from the very item it clicked.
+    With one target per row this is SASRec's next-item cross-entropy (Klenitskiy & Vasilev,
+    2023). With the next several train items as targets (a "dense all-action" objective,
+    Pancha et al., 2022) the user vector learns what the user goes on to do over a stretch of
+    time, which is what a held-out tail of interactions asks of it, rather than the one item
+    that happens to come next (ratings entered in one sitting share a timestamp, so the order
+    among them is arbitrary).
     """
-    same = candidate_rows.unsqueeze(0) == positive_rows.unsqueeze(1)
-    own = torch.arange(len(positive_rows), device=same.device)
-    same[own, own] = False
-    return same
-
-
-def info_nce(logits: torch.Tensor, log_q: torch.Tensor | None = None,
-             exclude: torch.Tensor | None = None, fill: float = float("-inf")) -> torch.Tensor:
-    """Softmax cross-entropy of each group's positive (column i of row i) against the batch.
-
-    In-batch candidates are drawn by popularity, so with `log_q` (the log sampling frequency of
-    each column) subtracted the softmax estimates the full-catalogue one instead of learning to
-    demote popular items (Yi et al., 2019). `exclude` ([G, C] bool, see other_positives) columns
-    get `fill`.
-    """
-    if log_q is not None:
-        logits = logits - log_q
-    if exclude is not None:
-        logits = logits.masked_fill(exclude, fill)
-    target = torch.arange(len(logits), device=logits.device)
-    return F.cross_entropy(logits, target)
+    real = targets >= 0
+    picked = logits.log_softmax(-1).gather(1, targets.clamp(min=0))
+    return -(picked * real).sum() / real.sum().clamp(min=1)
 
 
 def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor,

@@ -83,22 +83,19 @@ def summarize(per_user: Mapping[str, Sequence[float]], cold_hits: Sequence[tuple
     return out
 
 
-def evaluate(
+def per_user_values(
     rankings: Mapping[object, Sequence],
     relevant: Mapping[object, Collection],
-    catalogue_size: int,
     cold_items: Collection = (),
     cold_rankings: Mapping[object, Sequence] | None = None,
-) -> dict:
-    """Protocol means over the users that have relevant (test) items, each with its 95%
-    bootstrap interval under the key `<metric>:ci95`.
+) -> dict[str, dict[object, float]]:
+    """metric -> {user: value} over the users that have relevant (test) items.
 
     `rankings` maps user -> ranked item ids (at least the top 20, the user's train items already
-    excluded). `cold_items` are items without train interactions; cold recall@20 is recall@20
-    restricted to each user's cold test items in the full ranking, averaged over the users that
-    have any, and cold_top20_share the share of all cold test interactions found there.
-    `cold_rankings` (user -> cold items only, ranked) gives cold_only_recall@20, the protocol's
-    cold-start metric: can the model order items nobody has interacted with?
+    excluded). `cold_items` are items without train interactions: cold_recall@20 is recall@20
+    restricted to each user's cold test items in the full ranking, over the users that have any,
+    and cold_in_top20 / cold_held_out count them. `cold_rankings` (user -> cold items only,
+    ranked) gives cold_only_recall@20, the protocol's cold-start metric.
     """
     users = [u for u, items in relevant.items() if items]
     missing = [u for u in users if u not in rankings]
@@ -109,20 +106,49 @@ def evaluate(
     cold = set(cold_items)
     cold_relevant = {u: set(relevant[u]) & cold for u in users}
     cold_users = [u for u in users if cold_relevant[u]]
-    per_user = {
-        "ndcg@10": [ndcg_at_k(rankings[u], set(relevant[u]), 10) for u in users],
-        "recall@20": [recall_at_k(rankings[u], set(relevant[u]), 20) for u in users],
-        "cold_recall@20": [recall_at_k(rankings[u], cold_relevant[u], 20) for u in cold_users],
+    out = {
+        "ndcg@10": {u: ndcg_at_k(rankings[u], set(relevant[u]), 10) for u in users},
+        "recall@20": {u: recall_at_k(rankings[u], set(relevant[u]), 20) for u in users},
+        "cold_recall@20": {u: recall_at_k(rankings[u], cold_relevant[u], 20) for u in cold_users},
+        "cold_in_top20": {u: float(sum(1 for i in rankings[u][:20] if i in cold_relevant[u]))
+                          for u in cold_users},
+        "cold_held_out": {u: float(len(cold_relevant[u])) for u in cold_users},
     }
     if cold_rankings is not None:
-        per_user["cold_only_recall@20"] = [
-            recall_at_k(cold_rankings.get(u, []), cold_relevant[u], 20) for u in cold_users]
-    cold_hits = [(sum(1 for i in rankings[u][:20] if i in cold_relevant[u]),
-                  len(cold_relevant[u])) for u in cold_users]
+        out["cold_only_recall@20"] = {
+            u: recall_at_k(cold_rankings.get(u, []), cold_relevant[u], 20) for u in cold_users}
+    return out
+
+
+def evaluate(
+    rankings: Mapping[object, Sequence],
+    relevant: Mapping[object, Collection],
+    catalogue_size: int,
+    cold_items: Collection = (),
+    cold_rankings: Mapping[object, Sequence] | None = None,
+) -> dict:
+    """Protocol means over the users that have relevant (test) items, each with its 95%
+    bootstrap interval under the key `<metric>:ci95` (see per_user_values for the metrics),
+    plus cold_top20_share, the share of all cold test interactions found in the full top 20.
+    """
+    values = per_user_values(rankings, relevant, cold_items, cold_rankings)
+    hits, held_out = values.pop("cold_in_top20"), values.pop("cold_held_out")
+    users = list(values["ndcg@10"])
     return {
-        **summarize(per_user, cold_hits),
+        **summarize({k: list(v.values()) for k, v in values.items()},
+                    [(hits[u], held_out[u]) for u in hits]),
         "coverage@10": coverage_at_k((rankings[u] for u in users), catalogue_size, 10),
         "evaluated_users": len(users),
-        "cold_users": len(cold_users),
-        "cold_test_interactions": sum(len(c) for c in cold_relevant.values()),
+        "cold_users": len(hits),
+        "cold_test_interactions": int(sum(held_out.values())),
     }
+
+
+def paired_difference(a: Mapping[object, float], b: Mapping[object, float]) -> dict:
+    """Mean of a - b over the users both measured, with its 95% paired bootstrap interval:
+    the same resampled users on both sides, so what the users share cancels out."""
+    users = sorted(set(a) & set(b))
+    diffs = [a[u] - b[u] for u in users]
+    low, high = bootstrap_interval(diffs)
+    return {"difference": sum(diffs) / len(diffs) if diffs else float("nan"),
+            "ci_low": low, "ci_high": high, "users": len(users)}

@@ -1,6 +1,6 @@
 """The teacher: a two-tower (bi-encoder) scorer over item text and the user's history.
 
-item vector = normalise(proj(mean-pooled BERT(item text)) + id_embedding[item])
+item vector = normalise(proj(attention-pooled BERT(item text)) + id_embedding[item])
 user vector = normalise(attention pooling over a small transformer on
               [CLS] + history item vectors, most recent first, + recency embeddings)
 score       = user . item / temperature
@@ -8,6 +8,10 @@ score       = user . item / temperature
 Items unseen in training use id row 0, which stays zero, so they are ranked by text alone.
 The BERT layers are split into a frozen bottom and a trainable top (`trainable_layers`) so that
 training on CPU can compute the frozen part once per catalogue item (see models/train_teacher.py).
+The pooling is the text side's cheapest adapter: `pool_heads` learned queries, each weighing the
+token states of its slice of the hidden dimensions. They start at zero, which is the mean pooling
+the sentence encoder was trained with, and learn which words of an item's text say most about
+who watches it, on frozen token states computed once.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class TeacherConfig:
     bert: dict = field(repr=False)  # BertConfig.to_dict() of the (possibly truncated) encoder
     num_known_items: int  # items with an id embedding (seen in training)
     trainable_layers: int = 0  # top BERT layers trained; == all layers also trains embeddings
+    pool_heads: int = 0  # learned attention pooling over token states; 0 = fixed mean pooling
     max_item_tokens: int = 32
     max_history: int = 50
     history_token_budget: int = 1024  # most recent items are kept while their tokens fit
@@ -54,6 +59,8 @@ class TeacherConfig:
             raise ValueError("history_token_budget must hold at least one item (max_item_tokens)")
         if self.dim % self.user_heads:
             raise ValueError(f"hidden size {self.dim} is not divisible by user_heads")
+        if self.pool_heads < 0 or (self.pool_heads and self.dim % self.pool_heads):
+            raise ValueError(f"pool_heads must be >= 0 and divide the hidden size {self.dim}")
         if self.temperature <= 0:
             raise ValueError("temperature must be positive")
 
@@ -76,6 +83,8 @@ class ItemTower(nn.Module):
         self.layers = bert.encoder.layer
         self.num_frozen = cfg.bert_layers - cfg.trainable_layers
         self.trains_embeddings = cfg.trainable_layers == cfg.bert_layers
+        self.trains_text = cfg.trainable_layers > 0 or cfg.pool_heads > 0
+        self.pool_query = nn.Parameter(torch.zeros(cfg.pool_heads, cfg.dim // max(cfg.pool_heads, 1)))
         self.proj = nn.Linear(cfg.dim, cfg.dim)
         # Identity start: before training, similarity is the pretrained sentence similarity.
         nn.init.eye_(self.proj.weight)
@@ -106,11 +115,22 @@ class ItemTower(nn.Module):
         return self._run(hidden, mask, self.layers[: self.num_frozen])
 
     def top(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Trainable layers, then masked mean pooling, L2-normalised like sentence-transformers."""
+        """Trainable layers, then masked pooling, L2-normalised like sentence-transformers."""
         hidden = self._run(hidden, mask, self.layers[self.num_frozen :])
-        m = mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
-        return F.normalize(pooled.float(), dim=-1)
+        return F.normalize(self.pool(hidden, mask).float(), dim=-1)
+
+    def pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """[B, T, D] token states -> [B, D]: per head, a softmax over the tokens of its slice."""
+        if not len(self.pool_query):
+            m = mask.unsqueeze(-1).to(hidden.dtype)
+            return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+        b, t, d = hidden.shape
+        heads = hidden.view(b, t, len(self.pool_query), -1)
+        logits = torch.einsum("bthd,hd->bth", heads, self.pool_query.to(hidden.dtype))
+        weights = logits.masked_fill(~mask.bool().unsqueeze(-1), float("-inf")).softmax(1)
+        # An all-padding row (empty text) has no token to weigh: it pools to zero, as the mean does.
+        weights = weights.nan_to_num(0.0)
+        return torch.einsum("bth,bthd->bhd", weights, heads).reshape(b, d)
 
     def text(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.top(self.bottom(input_ids, mask), mask)

@@ -28,7 +28,7 @@ from models.safe_weights import save_model
 from models.training import TrainOptions, fit, plot_curves
 
 TEACHER_DEFAULTS = {
-    "bert_layers": None, "trainable_layers": 0, "max_item_tokens": 32, "max_history": 50,
+    "bert_layers": None, "trainable_layers": 0, "pool_heads": 4, "max_item_tokens": 32, "max_history": 50,
     "history_token_budget": 1024, "user_layers": 1, "user_heads": 4, "dropout": 0.1,
     "temperature": 0.05,
 }
@@ -62,6 +62,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="top BERT layers to fine-tune; the frozen rest is computed once per item "
                         "and cached. 0 = text encoder frozen; == --bert-layers = fine-tune all, "
                         "embeddings included, no cache (the GPU configuration)")
+    m.add_argument("--pool-heads", type=int, default=t["pool_heads"],
+                   help="learned attention pooling over the item text's token states (the CPU "
+                        "default's text adapter: trained on token states cached once); 0 = the "
+                        "sentence encoder's fixed mean pooling")
     m.add_argument("--max-item-tokens", type=int, default=t["max_item_tokens"],
                    help="tokens kept per item text")
     m.add_argument("--max-history", type=int, default=t["max_history"],
@@ -78,7 +82,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="score = cosine(user, item) / temperature")
     tr = p.add_argument_group("training")
     tr.add_argument("--batch-groups", type=int, default=o.batch_groups,
-                    help="example groups (a positive and its negatives) per step")
+                    help="training rows (a user's history at one moment) per step")
     tr.add_argument("--epochs", type=float, default=o.epochs, help="passes over the train groups")
     tr.add_argument("--max-steps", type=int, default=None, help="stop after N steps (caps --epochs)")
     tr.add_argument("--lr", type=float, default=o.lr,
@@ -89,13 +93,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     tr.add_argument("--warmup-ratio", type=float, default=o.warmup_ratio,
                     help="fraction of steps of linear warm-up before the linear decay to 0")
     tr.add_argument("--clip-norm", type=float, default=o.clip_norm, help="gradient norm clip")
-    tr.add_argument("--bce-weight", type=float, default=o.bce_weight,
-                    help="weight of BCE on each group's positive vs its sampled negatives")
-    tr.add_argument("--nce-weight", type=float, default=o.nce_weight,
-                    help="weight of InfoNCE over in-batch and sampled negatives")
-    tr.add_argument("--no-logq", dest="logq_correction", action="store_false",
-                    help="do not subtract log candidate frequency from InfoNCE logits "
-                         "(the correction is on by default)")
+    tr.add_argument("--future-items", type=int, default=o.future_items,
+                    help="targets per training row: its item and the user's next train items, "
+                         "each scored by a softmax over the whole catalogue (1 = next item only)")
+    tr.add_argument("--id-dropout", type=float, default=o.id_dropout,
+                    help="share of items whose id embedding is dropped each step, so that text "
+                         "alone learns to rank (the path of items nobody has interacted with)")
     tr.add_argument("--eval-every", type=int, default=None,
                     help="steps between validation NDCG@10 evaluations (default: twice per epoch)")
     tr.add_argument("--patience", type=int, default=o.patience,
@@ -106,6 +109,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.max_steps is not None and args.max_steps < 1:
         p.error("--max-steps must be >= 1")
+    if args.future_items < 1:
+        p.error("--future-items must be >= 1")
+    if not 0 <= args.id_dropout < 1:
+        p.error("--id-dropout must be in [0, 1)")
     return args
 
 

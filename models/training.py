@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from models import losses, metrics
-from models.data import Groups, RankingTask, Tokens, truncate_history
+from models.data import Groups, RankingTask, Tokens, future_targets, truncate_history
 from models.scoring import autocast, item_vectors, rankings, token_batch
 from models.teacher import Teacher
 
@@ -34,9 +34,11 @@ class TrainOptions:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.05
     clip_norm: float = 1.0
-    bce_weight: float = 0.5
-    nce_weight: float = 1.0
-    logq_correction: bool = True
+    # Targets per training row: its positive and the user's next train items (future_softmax).
+    future_items: int = 1
+    # Share of catalogue items whose id embedding is dropped each step, so the text path alone
+    # learns to rank: the only path an item nobody has interacted with has.
+    id_dropout: float = 0.1
     eval_every: int | None = None  # steps; None = twice per epoch
     patience: int = 4  # evaluations without a better valid NDCG@10 before stopping
     log_every: int = 20
@@ -74,9 +76,10 @@ class FitResult:
 class ItemText:
     """Pooled text vectors of catalogue rows, computing the frozen BERT part only once.
 
-    With no trainable layers the whole pooled vector is cached; with some, the token states
-    below them (bf16, to halve memory); with all of them nothing is cached. The cache is built
-    in eval mode: frozen layers are then deterministic, as they are at inference.
+    With nothing trainable on the text side the whole pooled vector is cached; with trainable
+    top layers or a pooling adapter, the token states below them; with every layer trainable
+    nothing is cached. The cache is built in eval mode: frozen layers are then deterministic,
+    as they are at inference.
     """
 
     def __init__(self, teacher: Teacher, tokens: Tokens, item_ids: np.ndarray,
@@ -87,11 +90,12 @@ class ItemText:
         self.cache: torch.Tensor | None = None
         if items.trains_embeddings:
             return
-        pooled_only = teacher.cfg.trainable_layers == 0
+        pooled_only = not items.trains_text
         n, width = tokens.ids.shape
         shape = (n, teacher.cfg.dim) if pooled_only else (n, width, teacher.cfg.dim)
-        self.cache = torch.zeros(shape, dtype=torch.float32 if pooled_only else torch.bfloat16,
-                                 device=device)
+        # Token states are read whole every step: float32 saves a conversion unless bf16 trains.
+        self.cache = torch.zeros(shape, dtype=torch.bfloat16 if bf16 and not pooled_only
+                                 else torch.float32, device=device)
         was_training = teacher.training
         teacher.eval()
         order = np.argsort(tokens.lengths, kind="stable")  # similar lengths: less padding
@@ -108,11 +112,11 @@ class ItemText:
                         self.cache[idx, : states.shape[1]] = states.to(self.cache.dtype)
         teacher.train(was_training)
 
-    def trainable_tokens(self, rows: np.ndarray) -> int:
-        """Tokens that pass through trainable BERT layers when encoding `rows`."""
+    def trainable_tokens(self) -> int:
+        """Tokens that pass through trainable BERT layers when the whole catalogue is encoded."""
         if self.teacher.cfg.trainable_layers == 0:
             return 0
-        return int(self.tokens.mask[rows].sum())
+        return int(self.tokens.mask.sum())
 
     def __call__(self, rows: np.ndarray) -> torch.Tensor:
         if self.cache is None:
@@ -123,77 +127,54 @@ class ItemText:
         _, mask = token_batch(self.tokens, rows, self.device)
         return self.teacher.items.top(self.cache[idx, : mask.shape[1]].float(), mask)
 
+    def catalogue(self) -> torch.Tensor:
+        """[N, D] text vectors of every catalogue row, with gradients into what trains."""
+        if self.cache is not None and self.cache.dim() == 2:
+            return self.cache
+        return self(np.arange(len(self.item_ids)))
+
 
 @dataclass
 class Batch:
-    rows: np.ndarray  # unique catalogue rows to encode
-    positive: torch.Tensor  # [G] index into rows
-    negatives: torch.Tensor  # [G, K] index into rows, -1 = none
-    history: torch.Tensor  # [G, L] index into rows, -1 = none
-    positive_rows: torch.Tensor  # [G] catalogue rows (to spot duplicates across the batch)
-    negative_rows: torch.Tensor  # [G, K] catalogue rows
-    input_tokens: int  # text tokens of the candidates and histories the batch reads
+    history: torch.Tensor  # [B, L] catalogue rows, most recent first, -1 padded
+    targets: torch.Tensor  # [B, F] the row's positive, then the user's next items, -1 padded
+    input_tokens: int  # text tokens of the histories the batch reads
 
     @property
     def examples(self) -> int:
-        return int(len(self.positive) + (self.negatives >= 0).sum())
+        return int((self.targets >= 0).sum())
 
     def histories(self, vecs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """([G, L, D] history item vectors, zero where padded; [G, L] mask) for a user tower."""
+        """([B, L, D] history item vectors, zero where padded; [B, L] mask) for a user tower."""
         mask = self.history >= 0
         return vecs[self.history.clamp(min=0)] * mask.unsqueeze(-1), mask
 
-    def own(self) -> torch.Tensor:
-        """[G, 1 + K] each group's positive then its negatives (padding reads row 0: see own_bce)."""
-        return torch.cat([self.positive.unsqueeze(1), self.negatives.clamp(min=0)], 1)
 
-    def candidates(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The in-batch candidates, positives first in group order: (index into rows, catalogue rows)."""
-        real = self.negatives >= 0
-        return (torch.cat([self.positive, self.negatives[real]]),
-                torch.cat([self.positive_rows, self.negative_rows[real]]))
-
-
-def make_batch(groups: Groups, index: np.ndarray, lengths: np.ndarray, max_history: int,
-               budget: int, device: torch.device) -> Batch:
-    pos, neg = groups.positive[index], groups.negatives[index]
+def make_batch(groups: Groups, targets: np.ndarray, index: np.ndarray, lengths: np.ndarray,
+               max_history: int, budget: int, device: torch.device) -> Batch:
+    """Rows `index` of `groups` with their `targets` (see models.data.future_targets)."""
     hist = truncate_history(groups.history[index], lengths, max_history, budget)
-    every = np.concatenate([pos, neg.ravel(), hist.ravel()])
-    rows = np.unique(every[every >= 0])
-    input_tokens = int(lengths[every[every >= 0]].sum())
-
-    def local(a: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.where(a >= 0, np.searchsorted(rows, a), -1), device=device)
-
-    return Batch(rows, local(pos), local(neg), local(hist), torch.as_tensor(pos, device=device),
-                 torch.as_tensor(neg, device=device), input_tokens)
+    input_tokens = int(lengths[hist[hist >= 0]].sum())
+    return Batch(torch.as_tensor(hist, device=device),
+                 torch.as_tensor(targets[index], device=device), input_tokens)
 
 
-def batch_loss(teacher: Teacher, text: ItemText, batch: Batch, options: TrainOptions,
-               logq: torch.Tensor | None) -> tuple[torch.Tensor, dict]:
-    """BCE on each group's own candidates + InfoNCE of each positive against the whole batch,
-    with `logq` (log candidate frequency, see candidate_logq) subtracted when given."""
-    rows = torch.as_tensor(batch.rows, device=text.device)
-    vecs = teacher.items.combine(text(batch.rows), text.id_rows[rows])
+def dropped_ids(id_rows: torch.Tensor, rate: float) -> torch.Tensor:
+    """`id_rows` with a random `rate` of them set to row 0, the id embedding that stays zero."""
+    if rate <= 0:
+        return id_rows
+    drop = torch.rand(id_rows.shape, device=id_rows.device) < rate
+    return id_rows.masked_fill(drop, 0)
+
+
+def batch_loss(teacher: Teacher, text: ItemText, batch: Batch, options: TrainOptions
+               ) -> tuple[torch.Tensor, dict]:
+    """Full-catalogue softmax of each row's future items, the user's own history masked."""
+    vecs = teacher.items.combine(text.catalogue(), dropped_ids(text.id_rows, options.id_dropout))
     users = teacher.users(*batch.histories(vecs))
-
-    own_logits = teacher.score_pairs(users, vecs[batch.own()])
-    bce = losses.own_bce(own_logits.float(), batch.negatives >= 0)
-
-    cand, cand_rows = batch.candidates()
-    logits = teacher.score(users, vecs[cand]).float()
-    nce = losses.info_nce(logits, None if logq is None else logq[cand_rows],
-                          exclude=losses.other_positives(cand_rows, batch.positive_rows))
-
-    loss = options.bce_weight * bce + options.nce_weight * nce
-    return loss, {"loss": loss.item(), "bce": bce.item(), "nce": nce.item()}
-
-
-def candidate_logq(groups: Groups, n_items: int) -> np.ndarray:
-    """log frequency of each catalogue row among the training candidates (+1 smoothing)."""
-    rows = np.concatenate([groups.positive, groups.negatives[groups.negatives >= 0]])
-    counts = np.bincount(rows, minlength=n_items) + 1.0
-    return np.log(counts / counts.sum())
+    logits = losses.mask_seen(teacher.score(users, vecs).float(), batch.history)
+    loss = losses.future_softmax(logits, batch.targets)
+    return loss, {"loss": loss.item()}
 
 
 def param_groups(teacher: Teacher, options: TrainOptions) -> list[dict]:
@@ -205,7 +186,8 @@ def param_groups(teacher: Teacher, options: TrainOptions) -> list[dict]:
         if not p.requires_grad:
             continue
         lr = options.bert_lr if id(p) in bert_ids else options.lr
-        decay = options.weight_decay if p.dim() >= 2 and "recency" not in name else 0.0
+        decay = (options.weight_decay if p.dim() >= 2 and "recency" not in name
+                 and "pool_query" not in name else 0.0)
         groups.setdefault((lr, decay), []).append(p)
     return [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
 
@@ -332,8 +314,7 @@ def fit(teacher: Teacher, tokens: Tokens, item_ids: np.ndarray, train: Groups,
     cfg = teacher.cfg
     lengths = tokens.lengths
     text = ItemText(teacher, tokens, item_ids, device, options.bf16)
-    logq = (torch.as_tensor(candidate_logq(train, len(item_ids)), dtype=torch.float32, device=device)
-            if options.logq_correction else None)
+    targets = future_targets(train, options.future_items)
 
     steps_per_epoch, total = step_budget(len(train), options.batch_groups, options.epochs,
                                          options.max_steps)
@@ -345,11 +326,11 @@ def fit(teacher: Teacher, tokens: Tokens, item_ids: np.ndarray, train: Groups,
         max(0.0, (total - s) / max(1, total - warmup)))
 
     def step_loss(index: np.ndarray) -> StepLoss:
-        batch = make_batch(train, index, lengths, cfg.max_history, cfg.history_token_budget, device)
+        batch = make_batch(train, targets, index, lengths, cfg.max_history,
+                           cfg.history_token_budget, device)
         with autocast(device, options.bf16):
-            loss, parts = batch_loss(teacher, text, batch, options, logq)
-        return StepLoss(loss, parts, batch.examples, batch.input_tokens,
-                        text.trainable_tokens(batch.rows))
+            loss, parts = batch_loss(teacher, text, batch, options)
+        return StepLoss(loss, parts, batch.examples, batch.input_tokens, text.trainable_tokens())
 
     evaluate = None if valid is None else (
         lambda: evaluate_task(teacher, text, valid, lengths, options.bf16))

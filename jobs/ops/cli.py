@@ -56,6 +56,9 @@ def run_all(argv: list[str]) -> dict:
     model_step_args = {
         "train-teacher": ["--version", version, *shlex.split(args.teacher_args)],
         "distill": ["--teacher-dir", str(artifact_dir(args.lake, version, "teacher")),
+                    # Evaluation runs also train the student without the teacher: evaluate
+                    # reports what distillation adds, with a paired interval, every time.
+                    *(["--no-teacher-ablation"] if args.holdout_fraction is not None else []),
                     *shlex.split(args.distill_args)],
     }
     results = {}

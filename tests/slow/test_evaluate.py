@@ -26,15 +26,20 @@ def test_synthetic_tastes_are_learnable_and_metrics_are_written(spark, tmp_path)
     assert ndcg.at["als", "value"] > 1.3 * ndcg.at["popularity", "value"]
     # The planted tastes are in the item text too: the text baseline beats popularity.
     assert ndcg.at["tfidf", "value"] > ndcg.at["popularity", "value"]
+    # So is EASE, and its lambda, chosen on the validation split, is recorded with the grid.
+    assert ndcg.at["ease", "value"] > 1.3 * ndcg.at["popularity", "value"]
+    ease_notes = set(frame[frame.model == "ease"].note)
+    assert len(ease_notes) == 1 and ease_notes.pop().startswith("lambda ")
     # Every mean carries its bootstrap interval.
     assert ((ndcg.ci_low <= ndcg.value) & (ndcg.value <= ndcg.ci_high)).all()
-    assert sorted(ndcg.index) == ["als", "popularity", "tfidf"]
-    for model in ("als", "popularity", "tfidf"):
+    assert sorted(ndcg.index) == ["als", "ease", "popularity", "tfidf"]
+    for model in ("als", "ease", "popularity", "tfidf"):
         assert {"ndcg@10", "recall@20", "coverage@10", "evaluated_users", "cold_recall@20"} <= \
             set(frame[frame.model == model].metric)
-    # No recs.top_k and no teacher here: the student and the teacher each get one `absent` row
+    # No recs.top_k, no teacher and no distillation ablation here: each gets one `absent` row
     # (with a note) instead of being dropped.
     absent = frame[frame.metric == evaluate.ABSENT]
-    assert sorted(absent.model) == ["student", "teacher"] and absent.note.str.len().gt(0).all()
+    assert sorted(absent.model) == ["student", "student-no-teacher", "teacher"]
+    assert absent.note.str.len().gt(0).all()
     written = read_partition(spark, lake, RECS_EVAL_METRICS, DS).count()
     assert written == len(rows)

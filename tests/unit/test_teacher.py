@@ -28,22 +28,25 @@ from contract.tables import (
     FEATURES_TRAIN,
     FEATURES_USER_HISTORY,
 )
-from models import evaluate_teacher, metrics, train_teacher
+from models import distill, evaluate_teacher, metrics, train_teacher
 from models.artifact import ArtifactError, build_teacher, load_teacher
 from models.data import (
     Catalogue,
     Groups,
+    future_targets,
     read_examples,
     tokenize,
     truncate_history,
     validation_task,
 )
+from models.evaluate_student import distillation_gain
 from models.safe_weights import save_model
 from models.scoring import item_vectors, text_from_tokens, user_vectors
 from models.training import (
     ItemText,
     TrainOptions,
     batch_loss,
+    dropped_ids,
     evaluate_task,
     fit,
     make_batch,
@@ -210,6 +213,20 @@ def test_evaluate_means_over_users_and_cold_recall():
 # Lake reading
 
 
+def test_paired_difference_pairs_users_and_cancels_what_they_share():
+    # Users differ wildly, but b is always a 0.1 below a: the paired interval is that exactly.
+    a = {1: 0.9, 2: 0.1, 3: 0.5, 4: 0.3}
+    b = {u: v - 0.1 for u, v in a.items()} | {5: 1.0}  # user 5 has no pair and is left out
+    paired = metrics.paired_difference(a, b)
+    assert paired["users"] == 4
+    assert paired["difference"] == pytest.approx(0.1)
+    assert paired["ci_low"] == pytest.approx(0.1) and paired["ci_high"] == pytest.approx(0.1)
+    values = metrics.per_user_values({1: [7, 8], 2: [9]}, {1: [8], 2: [5], 3: []}, cold_items=[5],
+                                     cold_rankings={2: [5]})
+    assert values["ndcg@10"] == {1: pytest.approx(1 / math.log2(3)), 2: 0.0}
+    assert values["cold_only_recall@20"] == {2: 1.0} and values["cold_in_top20"] == {2: 0.0}
+
+
 def test_delta_reader_yields_exactly_the_fixture_partition(tmp_path):
     lake = str(tmp_path / "lake")
     ts = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
@@ -278,7 +295,8 @@ def test_loss_falls_on_a_fixed_batch(base_model, trainable_layers):
     tokens = tokenize(tokenizer, catalogue.texts, teacher.cfg.max_item_tokens)
     device = torch.device("cpu")
     text = ItemText(teacher, tokens, catalogue.item_ids, device, bf16=False)
-    batch = make_batch(train, np.arange(len(train)), tokens.lengths, 5, 40, device)
+    batch = make_batch(train, future_targets(train, 3), np.arange(len(train)), tokens.lengths, 5,
+                       40, device)
     layers = teacher.items.layers
     frozen_before = [p.detach().clone() for p in layers[: 2 - trainable_layers].parameters()]
     trained_before = [p.detach().clone() for p in layers[2 - trainable_layers :].parameters()]
@@ -286,13 +304,12 @@ def test_loss_falls_on_a_fixed_batch(base_model, trainable_layers):
     teacher.train()
     parts = []
     for _ in range(40):
-        loss, part = batch_loss(teacher, text, batch, TrainOptions(), logq=None)
+        loss, part = batch_loss(teacher, text, batch, TrainOptions(id_dropout=0.0))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         parts.append(part)
-    assert parts[-1]["loss"] < 0.25 * parts[0]["loss"]
-    assert parts[-1]["bce"] < 0.5 * parts[0]["bce"] and parts[-1]["nce"] < 0.5 * parts[0]["nce"]
+    assert parts[-1]["loss"] < 0.5 * parts[0]["loss"]
     frozen_after = list(layers[: 2 - trainable_layers].parameters())
     trained_after = list(layers[2 - trainable_layers :].parameters())
     assert all(torch.equal(a, b) for a, b in zip(frozen_before, frozen_after))
@@ -316,6 +333,34 @@ def test_frozen_cache_matches_the_full_encoder(base_model, trainable_layers):
         assert torch.allclose(cached(rows), full, atol=tolerance, rtol=0)
 
 
+def test_pooling_adapter_starts_as_mean_pooling_and_learns_on_cached_token_states(base_model):
+    catalogue, train, _ = planted_groups()
+    plain, tokenizer = tiny_teacher(base_model, ITEM_IDS)
+    adapted, _ = tiny_teacher(base_model, ITEM_IDS, pool_heads=2)
+    tokens = tokenize(tokenizer, catalogue.texts, plain.cfg.max_item_tokens)
+    device = torch.device("cpu")
+    rows = np.arange(len(ITEM_IDS))
+    with torch.no_grad():
+        assert torch.allclose(text_from_tokens(adapted, tokens, device)(rows),
+                              text_from_tokens(plain, tokens, device)(rows), atol=1e-6)
+    text = ItemText(adapted, tokens, catalogue.item_ids, device, bf16=False)
+    assert text.cache.dim() == 3  # token states, not pooled vectors: the adapter reads them
+    frozen = [p.detach().clone() for p in adapted.items.layers.parameters()]
+    fit(adapted, tokens, catalogue.item_ids, train, None,
+        TrainOptions(batch_groups=8, epochs=4, lr=1e-2, id_dropout=0.0), device)
+    assert adapted.items.pool_query.abs().sum() > 0
+    assert all(torch.equal(a, b) for a, b in zip(frozen, adapted.items.layers.parameters()))
+
+
+def test_id_dropout_sends_items_to_the_zero_text_only_row():
+    torch.manual_seed(0)
+    rows = torch.arange(1, 1001)
+    dropped = dropped_ids(rows, 0.3)
+    assert set(dropped.tolist()) - set(rows.tolist()) == {0}
+    assert 0.25 < (dropped == 0).float().mean().item() < 0.35
+    assert torch.equal(dropped_ids(rows, 0.0), rows)
+
+
 def test_overfits_a_planted_dataset(base_model):
     catalogue, train, _ = planted_groups()
     teacher, tokenizer = tiny_teacher(base_model, ITEM_IDS, trainable_layers=1)
@@ -334,6 +379,7 @@ def test_overfits_a_planted_dataset(base_model):
 def test_early_stopping_keeps_the_best_validation_weights(base_model):
     catalogue, train, valid = planted_groups()
     task = validation_task(train, valid)
+    torch.manual_seed(0)  # the user tower's initial weights: not whatever an earlier test left
     teacher, tokenizer = tiny_teacher(base_model, ITEM_IDS, trainable_layers=1)
     tokens = tokenize(tokenizer, catalogue.texts, teacher.cfg.max_item_tokens)
     options = TrainOptions(batch_groups=8, epochs=20, lr=1e-2, eval_every=3, patience=3, seed=1)
@@ -453,3 +499,16 @@ def test_train_then_evaluate_end_to_end(base_model, tiny_lake, capsys):
         assert 0.0 <= result[key] <= 1.0
     with pytest.raises(SystemExit, match="already exists"):
         train_teacher.main([*args, "--version", art.parent.name])
+
+    # Distil, with the no-teacher ablation that evaluation runs measure distillation against.
+    distill.main(["--lake", tiny_lake, "--ds", DS, "--teacher-dir", str(art), "--dim", "8",
+                  "--max-steps", "2", "--batch-groups", "8", "--no-teacher-ablation"])
+    ablation = json.loads((art.parent / "student-no-teacher" / "metrics.json").read_text())
+    assert set(ablation["valid_ndcg@10_by_lr"]) == {str(lr) for lr in distill.NO_TEACHER_LRS}
+    saved = json.loads((art.parent / "student-no-teacher" / "config.json").read_text())
+    assert saved["options"]["kl_weight"] == 0.0
+    gain = distillation_gain(tiny_lake, DS, art.parent.name)
+    assert set(gain) == {"ndcg@10", "cold_only_recall@20"}
+    for paired in gain.values():
+        assert paired["users"] == 4
+        assert paired["ci_low"] <= paired["difference"] <= paired["ci_high"]
