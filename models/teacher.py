@@ -1,6 +1,6 @@
 """The teacher: a two-tower (bi-encoder) scorer over item text and the user's history.
 
-item vector = normalise(proj(attention-pooled BERT(item text)) + id_embedding[item])
+item vector = normalise(proj(pooled BERT(item text)) + id_embedding[item])
 user vector = normalise(attention pooling over a small transformer on
               [CLS] + history item vectors, most recent first, + recency embeddings)
 score       = user . item / temperature
@@ -8,10 +8,13 @@ score       = user . item / temperature
 Items unseen in training use id row 0, which stays zero, so they are ranked by text alone.
 The BERT layers are split into a frozen bottom and a trainable top (`trainable_layers`) so that
 training on CPU can compute the frozen part once per catalogue item (see models/train_teacher.py).
-The pooling is the text side's cheapest adapter: `pool_heads` learned queries, each weighing the
-token states of its slice of the hidden dimensions. They start at zero, which is the mean pooling
-the sentence encoder was trained with, and learn which words of an item's text say most about
-who watches it, on frozen token states computed once.
+The text side is adapted on CPU by a small adapter on the frozen token states rather than by
+BERT layers: pooled = mean(token states) + out(attention pooling of the token states projected
+on their top `adapter_rank` principal directions, `adapter_heads` learned queries). `out` starts
+at zero, so training starts from exactly the sentence encoder's mean pooling; the adapter then
+learns which words of an item's text say most about who watches it. The projection is fixed
+(computed once from the catalogue's token states), so training caches each item's projected
+states (rank 32, not 384 numbers a token) and the adapter costs little per step.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ class TeacherConfig:
     bert: dict = field(repr=False)  # BertConfig.to_dict() of the (possibly truncated) encoder
     num_known_items: int  # items with an id embedding (seen in training)
     trainable_layers: int = 0  # top BERT layers trained; == all layers also trains embeddings
-    pool_heads: int = 0  # learned attention pooling over token states; 0 = fixed mean pooling
+    adapter_rank: int = 0  # principal directions of the token states the adapter reads; 0 = none
+    adapter_heads: int = 4  # learned attention-pooling queries of the adapter
     max_item_tokens: int = 32
     max_history: int = 50
     history_token_budget: int = 1024  # most recent items are kept while their tokens fit
@@ -59,8 +63,8 @@ class TeacherConfig:
             raise ValueError("history_token_budget must hold at least one item (max_item_tokens)")
         if self.dim % self.user_heads:
             raise ValueError(f"hidden size {self.dim} is not divisible by user_heads")
-        if self.pool_heads < 0 or (self.pool_heads and self.dim % self.pool_heads):
-            raise ValueError(f"pool_heads must be >= 0 and divide the hidden size {self.dim}")
+        if not 0 <= self.adapter_rank <= self.dim or self.adapter_heads < 1:
+            raise ValueError(f"adapter_rank must be in [0, {self.dim}] and adapter_heads >= 1")
         if self.temperature <= 0:
             raise ValueError("temperature must be positive")
 
@@ -83,8 +87,15 @@ class ItemTower(nn.Module):
         self.layers = bert.encoder.layer
         self.num_frozen = cfg.bert_layers - cfg.trainable_layers
         self.trains_embeddings = cfg.trainable_layers == cfg.bert_layers
-        self.trains_text = cfg.trainable_layers > 0 or cfg.pool_heads > 0
-        self.pool_query = nn.Parameter(torch.zeros(cfg.pool_heads, cfg.dim // max(cfg.pool_heads, 1)))
+        self.trains_text = cfg.trainable_layers > 0 or cfg.adapter_rank > 0
+        rank = cfg.adapter_rank
+        self.register_buffer("adapter_basis", torch.zeros(cfg.dim, rank))  # set by set_adapter_basis
+        self.adapter_query = nn.Parameter(torch.zeros(cfg.adapter_heads if rank else 0, rank))
+        # Zero start: the adapter adds nothing until training finds something worth adding.
+        self.adapter_out = nn.Linear(cfg.adapter_heads * rank, cfg.dim) if rank else nn.Identity()
+        if rank:
+            nn.init.zeros_(self.adapter_out.weight)
+            nn.init.zeros_(self.adapter_out.bias)
         self.proj = nn.Linear(cfg.dim, cfg.dim)
         # Identity start: before training, similarity is the pretrained sentence similarity.
         nn.init.eye_(self.proj.weight)
@@ -115,22 +126,36 @@ class ItemTower(nn.Module):
         return self._run(hidden, mask, self.layers[: self.num_frozen])
 
     def top(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Trainable layers, then masked pooling, L2-normalised like sentence-transformers."""
+        """Trainable layers, then pooling, L2-normalised like sentence-transformers."""
         hidden = self._run(hidden, mask, self.layers[self.num_frozen :])
-        return F.normalize(self.pool(hidden, mask).float(), dim=-1)
+        return self.pooled(mean_pool(hidden, mask), self.reduce(hidden), mask)
 
-    def pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """[B, T, D] token states -> [B, D]: per head, a softmax over the tokens of its slice."""
-        if not len(self.pool_query):
-            m = mask.unsqueeze(-1).to(hidden.dtype)
-            return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
-        b, t, d = hidden.shape
-        heads = hidden.view(b, t, len(self.pool_query), -1)
-        logits = torch.einsum("bthd,hd->bth", heads, self.pool_query.to(hidden.dtype))
+    def reduce(self, hidden: torch.Tensor) -> torch.Tensor:
+        """[B, T, D] token states -> [B, T, adapter_rank]: what the adapter reads of them."""
+        return hidden.float() @ self.adapter_basis
+
+    def pooled(self, mean: torch.Tensor, reduced: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """normalise(mean pooling + adapter(reduced token states)): the text vector."""
+        mean = mean.float()
+        if not self.adapter_query.numel():
+            return F.normalize(mean, dim=-1)
+        logits = torch.einsum("btr,hr->bth", reduced, self.adapter_query)
         weights = logits.masked_fill(~mask.bool().unsqueeze(-1), float("-inf")).softmax(1)
-        # An all-padding row (empty text) has no token to weigh: it pools to zero, as the mean does.
-        weights = weights.nan_to_num(0.0)
-        return torch.einsum("bth,bthd->bhd", weights, heads).reshape(b, d)
+        # An all-padding row (empty text) has no token to weigh: it adds nothing.
+        heads = torch.einsum("bth,btr->bhr", weights.nan_to_num(0.0), reduced)
+        return F.normalize(mean + self.adapter_out(heads.flatten(1)), dim=-1)
+
+    @torch.no_grad()
+    def set_adapter_basis(self, token_states: torch.Tensor) -> None:
+        """Fix the adapter's projection: the top principal directions of [M, D] token states."""
+        if self.adapter_rank:
+            centred = token_states.float() - token_states.float().mean(0)
+            _, _, v = torch.linalg.svd(centred, full_matrices=False)
+            self.adapter_basis.copy_(v[: self.adapter_rank].T)
+
+    @property
+    def adapter_rank(self) -> int:
+        return self.adapter_basis.shape[1]
 
     def text(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.top(self.bottom(input_ids, mask), mask)
@@ -143,6 +168,12 @@ class ItemTower(nn.Module):
 
     def id_rows(self, item_ids: torch.Tensor) -> torch.Tensor:
         return known_id_rows(self.known_item_ids, item_ids)
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Masked mean over the tokens: the pooling all-MiniLM-L6-v2 was trained with."""
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
 
 
 class UserTower(nn.Module):

@@ -28,7 +28,7 @@ from models.safe_weights import save_model
 from models.training import TrainOptions, fit, plot_curves
 
 TEACHER_DEFAULTS = {
-    "bert_layers": None, "trainable_layers": 0, "pool_heads": 4, "max_item_tokens": 32, "max_history": 50,
+    "bert_layers": None, "trainable_layers": 0, "adapter_rank": 32, "adapter_heads": 4, "max_item_tokens": 32, "max_history": 50,
     "history_token_budget": 1024, "user_layers": 1, "user_heads": 4, "dropout": 0.1,
     "temperature": 0.05,
 }
@@ -62,10 +62,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="top BERT layers to fine-tune; the frozen rest is computed once per item "
                         "and cached. 0 = text encoder frozen; == --bert-layers = fine-tune all, "
                         "embeddings included, no cache (the GPU configuration)")
-    m.add_argument("--pool-heads", type=int, default=t["pool_heads"],
-                   help="learned attention pooling over the item text's token states (the CPU "
-                        "default's text adapter: trained on token states cached once); 0 = the "
-                        "sentence encoder's fixed mean pooling")
+    m.add_argument("--adapter-rank", type=int, default=t["adapter_rank"],
+                   help="text adapter: attention pooling over the token states projected on "
+                        "their top N principal directions, added to the mean pooling (the CPU "
+                        "default's way to adapt the text side on token states cached once); "
+                        "0 = the sentence encoder's fixed mean pooling")
+    m.add_argument("--adapter-heads", type=int, default=t["adapter_heads"],
+                   help="learned queries of the text adapter's attention pooling")
     m.add_argument("--max-item-tokens", type=int, default=t["max_item_tokens"],
                    help="tokens kept per item text")
     m.add_argument("--max-history", type=int, default=t["max_history"],

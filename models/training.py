@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from models import losses, metrics
 from models.data import Groups, RankingTask, Tokens, future_targets, truncate_history
 from models.scoring import autocast, item_vectors, rankings, token_batch
-from models.teacher import Teacher
+from models.teacher import Teacher, mean_pool
 
 
 @dataclass(frozen=True)
@@ -73,13 +73,16 @@ class FitResult:
         }
 
 
+ADAPTER_BASIS_ITEMS = 2048  # items whose token states fix the adapter's projection
+
+
 class ItemText:
     """Pooled text vectors of catalogue rows, computing the frozen BERT part only once.
 
-    With nothing trainable on the text side the whole pooled vector is cached; with trainable
-    top layers or a pooling adapter, the token states below them; with every layer trainable
-    nothing is cached. The cache is built in eval mode: frozen layers are then deterministic,
-    as they are at inference.
+    What is cached depends on what trains: nothing on the text side, the pooled vector; only the
+    adapter, each item's mean-pooled vector and its token states projected for the adapter;
+    top BERT layers, the token states below them; every layer, nothing. The cache is built in
+    eval mode: frozen layers are then deterministic, as they are at inference.
     """
 
     def __init__(self, teacher: Teacher, tokens: Tokens, item_ids: np.ndarray,
@@ -87,17 +90,24 @@ class ItemText:
         self.teacher, self.tokens, self.item_ids, self.device = teacher, tokens, item_ids, device
         items = teacher.items
         self.id_rows = items.id_rows(torch.as_tensor(item_ids, device=device))
-        self.cache: torch.Tensor | None = None
-        if items.trains_embeddings:
-            return
-        pooled_only = not items.trains_text
-        n, width = tokens.ids.shape
-        shape = (n, teacher.cfg.dim) if pooled_only else (n, width, teacher.cfg.dim)
-        # Token states are read whole every step: float32 saves a conversion unless bf16 trains.
-        self.cache = torch.zeros(shape, dtype=torch.bfloat16 if bf16 and not pooled_only
-                                 else torch.float32, device=device)
+        self.cache: torch.Tensor | None = None  # [N, D] pooled, or [N, T, D] states below the top
+        self.reduced: torch.Tensor | None = None  # [N, T, rank] with the [N, D] means in cache
         was_training = teacher.training
         teacher.eval()
+        if items.adapter_rank and not items.adapter_basis.any():
+            self._fit_adapter_basis(bf16)
+        if items.trains_embeddings:
+            teacher.train(was_training)
+            return
+        n, width = tokens.ids.shape
+        adapter_only = items.trains_text and teacher.cfg.trainable_layers == 0
+        if not items.trains_text or adapter_only:
+            self.cache = torch.zeros(n, teacher.cfg.dim, device=device)
+        else:
+            self.cache = torch.zeros(n, width, teacher.cfg.dim, device=device,
+                                     dtype=torch.bfloat16 if bf16 else torch.float32)
+        if adapter_only:
+            self.reduced = torch.zeros(n, width, items.adapter_rank, device=device)
         order = np.argsort(tokens.lengths, kind="stable")  # similar lengths: less padding
         with torch.no_grad():
             for start in tqdm(range(0, n, batch_size), desc="cache frozen item encoder"):
@@ -106,11 +116,24 @@ class ItemText:
                 ids, mask = token_batch(tokens, rows, device)
                 with autocast(device, bf16):
                     states = items.bottom(ids, mask)
-                    if pooled_only:
+                    if adapter_only:
+                        self.cache[idx] = mean_pool(states, mask).float()
+                        self.reduced[idx, : states.shape[1]] = items.reduce(states)
+                    elif not items.trains_text:
                         self.cache[idx] = items.top(states, mask).float()
                     else:
                         self.cache[idx, : states.shape[1]] = states.to(self.cache.dtype)
         teacher.train(was_training)
+
+    def _fit_adapter_basis(self, bf16: bool) -> None:
+        """The adapter reads the token states it pools projected on their top principal
+        directions, computed here once from a seeded sample of the catalogue."""
+        items, n = self.teacher.items, len(self.item_ids)
+        rows = np.sort(np.random.default_rng(0).permutation(n)[:ADAPTER_BASIS_ITEMS])
+        ids, mask = token_batch(self.tokens, rows, self.device)
+        with torch.no_grad(), autocast(self.device, bf16):
+            hidden = items._run(items.bottom(ids, mask), mask, items.layers[items.num_frozen:])
+        items.set_adapter_basis(hidden[mask.bool()])
 
     def trainable_tokens(self) -> int:
         """Tokens that pass through trainable BERT layers when the whole catalogue is encoded."""
@@ -119,17 +142,21 @@ class ItemText:
         return int(self.tokens.mask.sum())
 
     def __call__(self, rows: np.ndarray) -> torch.Tensor:
+        items = self.teacher.items
         if self.cache is None:
-            return self.teacher.items.text(*token_batch(self.tokens, rows, self.device))
+            return items.text(*token_batch(self.tokens, rows, self.device))
         idx = torch.as_tensor(rows, device=self.device)
+        if self.reduced is not None:
+            _, mask = token_batch(self.tokens, rows, self.device)
+            return items.pooled(self.cache[idx], self.reduced[idx, : mask.shape[1]], mask)
         if self.cache.dim() == 2:
             return self.cache[idx]
         _, mask = token_batch(self.tokens, rows, self.device)
-        return self.teacher.items.top(self.cache[idx, : mask.shape[1]].float(), mask)
+        return items.top(self.cache[idx, : mask.shape[1]].float(), mask)
 
     def catalogue(self) -> torch.Tensor:
         """[N, D] text vectors of every catalogue row, with gradients into what trains."""
-        if self.cache is not None and self.cache.dim() == 2:
+        if self.cache is not None and self.cache.dim() == 2 and self.reduced is None:
             return self.cache
         return self(np.arange(len(self.item_ids)))
 
@@ -187,7 +214,7 @@ def param_groups(teacher: Teacher, options: TrainOptions) -> list[dict]:
             continue
         lr = options.bert_lr if id(p) in bert_ids else options.lr
         decay = (options.weight_decay if p.dim() >= 2 and "recency" not in name
-                 and "pool_query" not in name else 0.0)
+                 and "adapter_query" not in name else 0.0)
         groups.setdefault((lr, decay), []).append(p)
     return [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
 
