@@ -24,7 +24,7 @@ from models.teacher import Teacher, mean_pool
 
 @dataclass(frozen=True)
 class TrainOptions:
-    batch_groups: int = 128  # example groups (one positive + its negatives) per step
+    batch_groups: int = 128  # training rows (one user's history at one moment) per step
     # Measured on ml-latest-small: ~1.8 epochs with the learning rate decayed to zero tested
     # better (NDCG@10 0.141) than 8 epochs stopped early on the validation tail (0.130).
     epochs: float = 2.0
