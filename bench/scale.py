@@ -1,7 +1,7 @@
 """Nightly candidates + scoring at growing synthetic scales: wall time and peak memory.
 
     python bench/scale.py --lake /tmp/scale --student-dir L/models/V/student \\
-        [--pairs 1000000,10000000,100000000] [--items 10000]
+        [--pairs 1000000,10000000,100000000] [--items 10000] [--no-explain]
 
 For each size, users = pairs / items on a synthetic catalogue of `--items` items (ingested and
 turned into features untimed), then `generate-candidates` and `score` run as spark-submit jobs
@@ -101,6 +101,8 @@ def main() -> None:
     p.add_argument("--master", default="local[*]")
     p.add_argument("--driver-memory", default="4g",
                    help="JVM heap in local mode; the JVM peak follows it, not the pairs")
+    p.add_argument("--no-explain", action="store_true",
+                   help="score without recs.top_k.because, to measure what explaining costs")
     args = p.parse_args()
 
     sizes = [int(float(s)) for s in args.pairs.split(",")]
@@ -114,9 +116,10 @@ def main() -> None:
         ds = f"2026-01-{n + 1:02d}"
         users = max(1, pairs // args.items)
         prepare(args.lake, ds, users, args.items, args.student_dir, "scale")
+        score_flags = ["--model-version", "scale", *(["--no-explain"] if args.no_explain else [])]
         for step, module, flags in (("generate-candidates", generate_candidates,
                                      ["--max-pairs", str(10 * pairs)]),
-                                    ("score", score, ["--model-version", "scale"])):
+                                    ("score", score, score_flags)):
             command = [spark_submit, "--master", args.master, "--driver-memory", args.driver_memory,
                        *delta_submit_args(python), "--conf", "spark.ui.enabled=false",
                        module.__file__, "--lake", args.lake, "--ds", ds, *flags]

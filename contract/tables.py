@@ -18,7 +18,8 @@ from contract.layout import lake_root
 @dataclass(frozen=True)
 class Column:
     name: str
-    type: str  # string | long | int | double | float | timestamp | array<long> | array<string>
+    # string | long | int | double | float | timestamp | array<T> | struct<name: T, ...>
+    type: str
     doc: str
     nullable: bool = False
 
@@ -210,6 +211,18 @@ RECS_SCORES = Table(
     writer="score",
 )
 
+TOP_K_BECAUSE = Column(
+    "because", "array<struct<item_id: long, contribution: double>>",
+    "Why the item is recommended: up to 3 items of the user's own history "
+    "(features.user_history, so all before `ds`) that the score owes most to, each with its "
+    "`contribution`, largest first. The student's score (`score` plus the popularity "
+    "correction, a term of the item alone) splits exactly into one term per history item plus "
+    "a bias term; a contribution is that item's term, not an estimate. Items "
+    "are chosen by the part of their term the user vector does not already give every "
+    "candidate (docs/MODELS.md, Student), and only items that raise the score are named (an "
+    "empty array: none does). Null in partitions written before the column existed or by "
+    "`recs score --no-explain`.", True)
+
 RECS_TOP_K = Table(
     "recs.top_k",
     "Each user's K best candidates of a run (K from `recs score --k`, default 100).",
@@ -219,6 +232,7 @@ RECS_TOP_K = Table(
         Column("item_id", "long", "Item id."),
         Column("score", "double", "Same as recs.scores.score."),
         Column("model_version", "string", "Model that produced the score."),
+        TOP_K_BECAUSE,
     ),
     writer="score",
 )
@@ -248,21 +262,39 @@ RECS_EVAL_METRICS = Table(
     _cols(
         Column("model_version", "string", "Version of the model under evaluation in this run "
                "(baselines carry the run's version so one run's rows group together)."),
-        Column("model", "string", "student, teacher, popularity, als, ease or tfidf."),
+        Column("model", "string", "student, teacher, popularity, als, ease or tfidf; or "
+               "`student@beta=<b>` (e.g. student@beta=0.1): the served student's artifact ranked "
+               "with popularity correction strength b (score - b x log(1 + train interactions), "
+               "models/debias.py), one model per beta of the grid, metrics ndcg@10 and "
+               "tail_share@10 only: the debiasing trade-off curve (b = cast(substring_index(model, "
+               "'=', -1) as double))."),
         Column("metric", "string", "ndcg@10, recall@20, coverage@10, evaluated_users; cold "
                "start: cold_recall@20 (recall of cold test items in the full ranking), "
                "cold_top20_share (share of cold test interactions in the full top 20), "
-               "cold_only_recall@20 (ranking only cold items; models that read text); or `absent`: "
-               "the model could not be measured (see note)."),
+               "cold_only_recall@20 (ranking only cold items; models that read text); popularity "
+               "bias (models/popularity_bias.py; popularity = train interactions, tail = the 80% "
+               "least-popular items): gini@10 (Gini index of top-10 slots per catalogue item), "
+               "popularity_percentile@10, tail_share@10 (share of top-10 slots on tail items), "
+               "novelty@10 (mean -log2 of the smoothed train share), tail_ndcg@10 and "
+               "tail_recall@20 (only tail test items relevant); the student's explanations "
+               "(recs.top_k.because, models/explanation_fidelity.py, on a seeded sample of rows, "
+               "intervals over those rows): explanation_score_drop_share (share of rows whose "
+               "score falls when the top named history item is removed), "
+               "explanation_rank_drop_vs_random_share (share whose rank falls further than when "
+               "a random other history item is removed), explanation_sampled_rows, "
+               "explanation_unexplained_rows and explanation_single_item_rows (rows not measured: "
+               "nothing named; nothing else in the history); or `absent`: the model could not "
+               "be measured (see note)."),
         Column("value", "double", "The metric's mean over evaluated users (or the count); NaN "
                "for `absent`."),
         Column("ci_low", "double", "Lower end of the value's 95% bootstrap interval over evaluated "
-               "users (1,000 resamples); null for counts and coverage.", True),
+               "users (1,000 resamples); null for counts, coverage@10 and gini@10.", True),
         Column("ci_high", "double", "Upper end of that interval.", True),
         Column("note", "string", "Why a model has no figures in this run (metric `absent`: its "
                "input, e.g. its artifact or recs.top_k, is missing); on ease's rows, the lambda "
                "chosen on the validation split and the validation NDCG@10 of every lambda tried; "
-               "null on other measured rows.", True),
+               "on the `student@beta=<b>` rows of the beta the student is served with, "
+               "`the served student's popularity_beta`; null on other measured rows.", True),
     ),
     writer="evaluate",
 )

@@ -3,6 +3,11 @@
 `../shared/EVALUATION.md`: rank the whole catalogue minus the user's train items; NDCG@10,
 Recall@20 (over min(k, |test|)), coverage@10, mean over users with test interactions. The
 per-user formulas are `models.metrics`, the same code the JVM-free teacher evaluation uses.
+Every model also gets the popularity-bias figures of `models.popularity_bias` (Gini index,
+popularity percentile, tail share, novelty, tail NDCG/Recall), computed on the driver by that one
+function from each model's top-20 lists. The served student's artifact is also ranked JVM-free at
+every strength of its popularity correction (models/debias.py): the trade-off curve of NDCG@10
+against tail share@10, rows `student@beta=<b>` and debiasing.png beside the report.
 
 Baselines computed here, in the same run on the same split: popularity, Spark ALS (implicit, the
 reference settings) and EASE (lambda chosen on the validation split carved from train), which rank
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -35,7 +41,7 @@ from contract.tables import (
 )
 from jobs.core.delta import read_partition, require_rows, write_partition
 from jobs.core.step import run_spark_step, step_parser
-from models import metrics
+from models import metrics, popularity_bias
 from models.safe_weights import WEIGHTS
 from udfs.ranking_metrics import user_metrics_udf
 
@@ -124,8 +130,8 @@ def _user_values(ranked: DataFrame, relevant: DataFrame) -> pd.DataFrame:
 
 
 def ranking_metrics(top_k: DataFrame, test: DataFrame, catalogue_size: int,
-                    train: DataFrame | None = None, cold_scores: DataFrame | None = None
-                    ) -> dict[str, float]:
+                    train: DataFrame | None = None, cold_scores: DataFrame | None = None,
+                    popularity: Mapping[int, int] | None = None) -> dict[str, float]:
     """Protocol means over users with test interactions, each with its bootstrap interval
     (`<metric>:ci95`, see models.metrics.summarize); a user with no list scores zero.
 
@@ -133,7 +139,8 @@ def ranking_metrics(top_k: DataFrame, test: DataFrame, catalogue_size: int,
     without train interactions, over the users that have such items) and cold_top20_share (the
     share of those cold test interactions in the top 20). With `cold_scores` too ((user_id,
     item_id, score) of the cold items), cold_only_recall@20: recall@20 when ranking only cold
-    items, which only models that read item text can do.
+    items, which only models that read item text can do. With `popularity` (item_popularity),
+    the popularity-bias figures (models.popularity_bias) of the lists, collected to the driver.
     """
     relevant = test.groupBy("user_id").agg(F.collect_set("item_id").alias("relevant"))
     ranked = ranked_lists(top_k)
@@ -153,9 +160,27 @@ def ranking_metrics(top_k: DataFrame, test: DataFrame, catalogue_size: int,
             per_user["cold_only_recall@20"] = _user_values(cold_ranked, cold_relevant)["recall"]
     top_10_items = (top_k.where(F.col("rank") <= 10).join(relevant.select("user_id"), "user_id")
                     .select("item_id").distinct().count())
-    return {**metrics.summarize({k: v.tolist() for k, v in per_user.items()}, cold_hits),
-            "coverage@10": top_10_items / catalogue_size,
-            "evaluated_users": float(len(users))}
+    figures = {**metrics.summarize({k: v.tolist() for k, v in per_user.items()}, cold_hits),
+               "coverage@10": top_10_items / catalogue_size,
+               "evaluated_users": float(len(users))}
+    if popularity is not None:
+        figures.update(popularity_bias.bias_values(*_collected_lists(ranked, relevant), popularity))
+    return figures
+
+
+def _collected_lists(ranked: DataFrame, relevant: DataFrame) -> tuple[dict, dict]:
+    """(user -> top-20 item ids, user -> test item ids) of every user of `relevant`, on the
+    driver: one short list per evaluated user (empty for a user without one)."""
+    rows = relevant.join(ranked, "user_id", "left").collect()
+    return {r.user_id: r.ranked or [] for r in rows}, {r.user_id: r.relevant for r in rows}
+
+
+def item_popularity(train: DataFrame, items: DataFrame) -> dict[int, int]:
+    """item id -> train interactions of every catalogue item (0 for a cold item), on the driver."""
+    counts = train.groupBy("item_id").agg(F.count(F.lit(1)).alias("interactions"))
+    rows = (items.select("item_id").join(counts, "item_id", "left")
+            .select("item_id", F.coalesce("interactions", F.lit(0))).collect())
+    return dict(rows)
 
 
 def cold_item_scores(scores: DataFrame, train: DataFrame, items: DataFrame) -> DataFrame:
@@ -192,6 +217,8 @@ def absent_row(model_version: str, model: str, why: str) -> tuple:
 
 
 REFERENCE = {"popularity": (0.087, 0.097), "als": (0.110, 0.146), "ease": (0.130, 0.166)}
+# The report's second table: how the lists spread over the catalogue.
+BIAS_COLUMNS = ("coverage@10", *popularity_bias.METRICS)
 
 
 def write_report(rows: list[tuple], lake: str, ds: str) -> str:
@@ -200,10 +227,16 @@ def write_report(rows: list[tuple], lake: str, ds: str) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from models import explanation_fidelity as fidelity
+
     frame = pd.DataFrame(rows, columns=COLUMNS)
     absent = frame[frame["metric"] == ABSENT]
     gains = frame[frame["model"] == GAIN]
     frame = frame[frame["model"] != GAIN]
+    explained = frame["metric"].str.startswith(fidelity.PREFIX)
+    explanations, frame = frame[explained], frame[~explained]
+    on_curve = frame["model"].str.startswith(CURVE)
+    curve, frame = frame[on_curve], frame[~on_curve]
     table = metric_table(frame)
     low, high = (metric_table(frame, column) for column in ("ci_low", "ci_high"))
     folder = report_dir(lake, ds)
@@ -233,13 +266,19 @@ def write_report(rows: list[tuple], lake: str, ds: str) -> str:
             return ""
         return f"{value:.4f}" + ("" if pd.isna(lo) else f" [{lo:.4f}, {hi:.4f}]")
 
+    def markdown(columns: list[str]) -> list[str]:
+        measured = [m for m in table.index if table.loc[m, columns].notna().any()]
+        return (["| model | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+                + [f"| {m} | " + " | ".join(cell(m, c) for c in columns) + " |" for m in measured])
+
+    bias = [m for m in BIAS_COLUMNS if m in table.columns]
     lines = [f"# Evaluation, ds={ds}", "",
              "Protocol: `../shared/EVALUATION.md` (whole catalogue minus the user's train items). "
              "Brackets: 95% bootstrap interval over users (1,000 resamples).",
-             "", "| model | " + " | ".join(table.columns) + " |",
-             "|---|" + "---|" * len(table.columns)]
-    for model in table.index:
-        lines.append(f"| {model} | " + " | ".join(cell(model, m) for m in table.columns) + " |")
+             "", *markdown([m for m in table.columns if m not in bias])]
+    if bias:
+        lines += ["", "Popularity bias (definitions in `models/popularity_bias.py`; popularity: "
+                  "train interactions; tail: the 80% least-popular items):", "", *markdown(bias)]
     lines += ["", "Reference on ml-latest-small (NDCG@10 / Recall@20): "
               + ", ".join(f"{m} {n:.3f} / {r:.3f}" for m, (n, r) in REFERENCE.items()),
               ""]
@@ -252,6 +291,16 @@ def write_report(rows: list[tuple], lake: str, ds: str) -> str:
                   "without the teacher, same users; 95% paired bootstrap interval):", ""]
         lines += [f"- {r.metric}: {r.value:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}]"
                   for r in gains.itertuples()]
+    if len(explanations):
+        lines += ["", "Explanations of the served student (`recs.top_k.because`): removing the top "
+                  "named history item, on a sample of rows (models/explanation_fidelity.py; 95% "
+                  "bootstrap interval over rows):", ""]
+        lines += [f"- {r.metric}: " + (f"{r.value:.4f} [{r.ci_low:.4f}, {r.ci_high:.4f}] "
+                                       f"(target >= {fidelity.TARGETS[r.metric]})"
+                                       if r.metric in fidelity.TARGETS else f"{r.value:,.0f}")
+                  for r in explanations.itertuples()]
+    if len(curve):
+        lines += debias_report(curve, table, folder)
     lines += ["", "![chart](evaluation.png)", ""]
     report = folder / "evaluation.md"
     report.write_text("\n".join(lines))
@@ -262,6 +311,58 @@ def metric_table(frame: pd.DataFrame, column: str = "value") -> pd.DataFrame:
     """model x metric of `column` (value, ci_low or ci_high), measured rows only."""
     return (frame[frame["metric"] != ABSENT]
             .pivot(index="model", columns="metric", values=column))
+
+
+def debias_report(curve: pd.DataFrame, table: pd.DataFrame, folder) -> list[str]:
+    """The popularity correction's trade-off curve (debias_rows) as debiasing.png, NDCG@10
+    against tail share@10 with ALS and EASE marked and the served beta ringed; its report lines."""
+    import matplotlib.pyplot as plt
+
+    from models import debias
+
+    axes = ("tail_share@10", "ndcg@10")
+    points = {column: curve.pivot(index="model", columns="metric", values=column)
+              for column in ("value", "ci_low", "ci_high")}
+    betas = pd.Series({m: float(m.removeprefix(CURVE)) for m in points["value"].index}).sort_values()
+    value = points["value"].loc[betas.index]
+    served = set(curve.loc[curve["note"] == SERVED, "model"])
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    ax.plot(value[axes[0]], value[axes[1]], marker="o", label="student, by beta")
+    for model, beta in betas.items():
+        ax.annotate(f"{beta:g}", (value.at[model, axes[0]], value.at[model, axes[1]]),
+                    textcoords="offset points", xytext=(4, 4), fontsize=7)
+    for model in served:
+        ax.scatter(value.at[model, axes[0]], value.at[model, axes[1]], s=160, facecolors="none",
+                   edgecolors="red", label=f"served (beta {betas[model]:g})", zorder=3)
+    for model, marker, color in (("als", "s", "tab:green"), ("ease", "D", "tab:orange")):
+        if model in table.index and table.loc[model, list(axes)].notna().all():
+            ax.scatter(table.at[model, axes[0]], table.at[model, axes[1]], marker=marker,
+                       color=color, label=model, zorder=3)
+    # The target region: NDCG@10 within 2% of beta 0's (KEEP, auto's own floor) at twice or more
+    # of its tail share.
+    plain = value.loc[betas.index[0]]
+    ax.axhline(debias.KEEP * plain[axes[1]], color="grey", linestyle=":", linewidth=1,
+               label=f"{debias.KEEP:g} x beta 0's NDCG@10; 2 x its tail share")
+    ax.axvline(2 * plain[axes[0]], color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("tail share@10 (top-10 slots on the 80% least-popular items)")
+    ax.set_ylabel("NDCG@10")
+    ax.set_title("Popularity debiasing: score - beta x log(1 + train interactions)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(folder / "debiasing.png", dpi=120)
+    plt.close(fig)
+
+    def cell(model: str, metric: str) -> str:
+        lo, hi = points["ci_low"].at[model, metric], points["ci_high"].at[model, metric]
+        return f"{value.at[model, metric]:.4f} [{lo:.4f}, {hi:.4f}]"
+
+    return ["", "Popularity debiasing (`models/debias.py`): the served student re-ranked on this "
+            "split with score - beta x log(1 + train interactions). Its beta is chosen on the "
+            "validation split (`recs distill --popularity-beta auto`); this curve only reports.",
+            "", "| beta | ndcg@10 | tail_share@10 |", "|---|---|---|",
+            *[f"| {beta:g}{' (served)' if model in served else ''} | {cell(model, axes[1])} | "
+              f"{cell(model, axes[0])} |" for model, beta in betas.items()],
+            "", "![debiasing](debiasing.png)"]
 
 
 
@@ -275,6 +376,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> list[tuple]:
     require_rows(test, FEATURES_TEST, args.ds)
     items = read_partition(spark, args.lake, RAW_ITEMS, args.ds)
     catalogue_size = items.count()
+    popularity = item_popularity(train, items)
     users = test.select("user_id").distinct()
     served = _served_top_k(spark, args.lake, args.ds)
     model_version = args.model_version or (served.first()["model_version"] if served else "none")
@@ -286,13 +388,15 @@ def run(spark: SparkSession, args: argparse.Namespace) -> list[tuple]:
         scores = read_partition(spark, args.lake, RECS_SCORES, args.ds).where(
             F.col("model_version") == model_version)
         values = ranking_metrics(served, test, catalogue_size, train,
-                                 cold_item_scores(scores, train, items))
+                                 cold_item_scores(scores, train, items), popularity)
         log.info("student (recs.top_k): %s", values)
         rows += metric_rows(model_version, "student", values)
+        rows += explanation_rows(args.lake, args.ds, model_version)
     else:
         rows.append(absent_row(model_version, "student",
                                f"recs.top_k has no rows for ds={args.ds}: run `recs score` first"))
     rows += distillation_rows(args, model_version)
+    rows += debias_rows(args.lake, args.ds, model_version)
     teacher_dir = artifact_dir(args.lake, model_version, "teacher")
     if args.teacher and not (teacher_dir / WEIGHTS).is_file():
         rows.append(absent_row(model_version, "teacher", f"no teacher artifact at {teacher_dir} "
@@ -313,7 +417,8 @@ def run(spark: SparkSession, args: argparse.Namespace) -> list[tuple]:
             values, note = ease_figures(args.lake, args.ds)
             values = protocol_figures(values)
         else:
-            values = ranking_metrics(baselines[name](), test, catalogue_size, train)
+            values = ranking_metrics(baselines[name](), test, catalogue_size, train,
+                                     popularity=popularity)
         log.info("%s: %s%s", name, values, f" ({note})" if note else "")
         rows += metric_rows(model_version, name, values, note)
 
@@ -324,6 +429,20 @@ def run(spark: SparkSession, args: argparse.Namespace) -> list[tuple]:
     print(metric_table(pd.DataFrame(rows, columns=COLUMNS)).round(4).to_string())
     print(f"report: {report}")
     return rows
+
+
+def explanation_rows(lake: str, ds: str, model_version: str) -> list[tuple]:
+    """How faithful recs.top_k.because is (models.explanation_fidelity), as the served student's
+    rows; an `absent` row when the partition has no explanations to measure."""
+    from models.explanation_fidelity import explanation_fidelity
+
+    values = explanation_fidelity(lake, ds, model_version)
+    if values is None:
+        return [absent_row(model_version, "student", f"recs.top_k ds={ds} has no explanations "
+                           "(scored before they existed, or with --no-explain): their fidelity "
+                           "is not measured")]
+    log.info("explanation fidelity: %s", values)
+    return metric_rows(model_version, "student", values)
 
 
 GAIN = "distillation_gain"  # the model name of the paired (student - student-no-teacher) rows
@@ -354,40 +473,63 @@ def distillation_rows(args: argparse.Namespace, model_version: str) -> list[tupl
     return rows
 
 
+CURVE = "student@beta="  # model name prefix of the debiasing curve's rows: student@beta=0.1
+SERVED = "the served student's popularity_beta"  # the note on the served point's rows
+
+
+def debias_rows(lake: str, ds: str, model_version: str) -> list[tuple]:
+    """The popularity correction's trade-off on this split (models.evaluate_student.debias_curve):
+    the served student artifact ranked at each beta, as models `student@beta=<b>` with ndcg@10
+    and tail_share@10, the served beta's rows noted SERVED."""
+    model_dir = artifact_dir(lake, model_version, "student")
+    if not (model_dir / WEIGHTS).is_file():
+        return [absent_row(model_version, CURVE.removesuffix("="), f"no student artifact at "
+                           f"{model_dir}: the debiasing curve ranks with it")]
+    from models.evaluate_student import debias_curve
+
+    served, curve = debias_curve(model_dir, lake, ds)
+    log.info("debiasing curve (served beta %g): %s", served, curve)
+    return [row for beta, values in curve.items()
+            for row in metric_rows(model_version, f"{CURVE}{beta:g}", values,
+                                   SERVED if beta == served else None)]
+
+
 def protocol_figures(values: dict) -> dict:
     """The figures every model reports (and their intervals), from a JVM-free evaluation."""
     keep = ("ndcg@10", "recall@20", "coverage@10", "cold_recall@20", "cold_top20_share",
-            "cold_only_recall@20", "evaluated_users")
+            "cold_only_recall@20", "evaluated_users", *popularity_bias.METRICS)
     return {k: v for k, v in values.items() if k.removesuffix(metrics.INTERVAL) in keep}
 
 
 def _protocol_task(lake: str, ds: str):
-    """(catalogue, the protocol's ranking task, cold catalogue rows) from the JVM-free readers,
-    for the baselines ranked on the driver."""
+    """(catalogue, the protocol's ranking task, cold catalogue rows, train interactions of every
+    catalogue row) from the JVM-free readers, for the baselines ranked on the driver."""
     import numpy as np
 
     from contract.delta_reader import read_partition as read_arrow
-    from models.data import evaluation_task, load_catalogue, train_item_ids
+    from models.data import evaluation_task, load_catalogue, train_popularity
 
     catalogue = load_catalogue(lake, ds)
     task = evaluation_task(lake, ds, catalogue, read_arrow(lake, FEATURES_TEST, ds,
                                                            ["user_id", "item_id"]))
-    cold_rows = np.flatnonzero(~np.isin(catalogue.item_ids, train_item_ids(lake, ds)))
-    return catalogue, task, cold_rows
+    popularity = train_popularity(lake, ds, catalogue)
+    return catalogue, task, np.flatnonzero(popularity == 0), popularity
 
 
-def _driver_figures(catalogue, task, cold_rows, full: dict, cold: dict | None = None) -> dict:
+def _driver_figures(catalogue, task, cold_rows, popularity, full: dict, cold: dict | None = None
+                    ) -> dict:
     relevant = {int(u): r.tolist() for u, r in zip(task.user_ids, task.relevant)}
-    return metrics.evaluate(full, relevant, len(catalogue.item_ids), cold_rows.tolist(), cold)
+    return {**metrics.evaluate(full, relevant, len(catalogue.item_ids), cold_rows.tolist(), cold),
+            **popularity_bias.bias_values(full, relevant, dict(enumerate(popularity.tolist())))}
 
 
 def tfidf_figures(lake: str, ds: str) -> dict:
     """The TF-IDF text baseline, ranked on the driver from the JVM-free readers."""
     from models.baselines import tfidf_rankings
 
-    catalogue, task, cold_rows = _protocol_task(lake, ds)
+    catalogue, task, cold_rows, popularity = _protocol_task(lake, ds)
     full, cold = tfidf_rankings(catalogue.texts, task, cold_rows)
-    return _driver_figures(catalogue, task, cold_rows, full, cold)
+    return _driver_figures(catalogue, task, cold_rows, popularity, full, cold)
 
 
 def ease_figures(lake: str, ds: str) -> tuple[dict, str]:
@@ -400,7 +542,7 @@ def ease_figures(lake: str, ds: str) -> tuple[dict, str]:
     from models.baselines import Ease, choose_ease_lambda
     from models.data import read_examples, train_interactions, validation_task
 
-    catalogue, task, cold_rows = _protocol_task(lake, ds)
+    catalogue, task, cold_rows, popularity = _protocol_task(lake, ds)
     user_ids, rows = train_interactions(lake, ds, catalogue)
     n_items = len(catalogue.item_ids)
     train_groups, valid_groups = read_examples(lake, ds, catalogue)
@@ -409,7 +551,7 @@ def ease_figures(lake: str, ds: str) -> tuple[dict, str]:
     full = Ease(user_ids, rows, n_items).rankings(task, lam)
     note = (f"lambda {lam:g} chosen on validation NDCG@10: "
             + ", ".join(f"{k:g}: {v:.4f}" for k, v in grid.items()))
-    return _driver_figures(catalogue, task, cold_rows, full), note
+    return _driver_figures(catalogue, task, cold_rows, popularity, full), note
 
 
 def _served_top_k(spark: SparkSession, lake: str, ds: str) -> DataFrame | None:

@@ -1,10 +1,12 @@
 """Score every candidate pair with the student inside Spark; write recs.scores and recs.top_k.
 
-    spark-submit jobs/score.py --lake L --ds D [--model-version V] [--k 100]
+    spark-submit jobs/score.py --lake L --ds D [--model-version V] [--k 100] [--no-explain]
 
 Both tables are replaced for `ds` in one Delta commit each (`replaceWhere`): a re-run replaces
 the partition, other dates are untouched, and a run that dies leaves the previous partition
-readable. Scores never travel to the driver; top-k is ranked from the written scores.
+readable. Scores never travel to the driver; top-k is ranked from the written scores, and only
+its rows are explained (recs.top_k.because), so explanations cost K rows per user, not a pass
+over every candidate.
 """
 
 from __future__ import annotations
@@ -64,15 +66,18 @@ def score_pairs(candidates: DataFrame, score_udf, model_version: str) -> DataFra
                              F.lit(model_version).alias("model_version"))
 
 
-def top_k(scores: DataFrame, k: int) -> DataFrame:
+def top_k(scores: DataFrame, k: int, explain_udf=None) -> DataFrame:
+    """Each user's k best rows, with the history items behind each (null without explain_udf)."""
     best_first = Window.partitionBy("user_id").orderBy(F.desc("score"), "item_id")
+    because = explain_udf("user_id", "item_id") if explain_udf else F.lit(None)
     return (scores.withColumn("rank", F.row_number().over(best_first))
             .where(F.col("rank") <= k)
-            .select("user_id", "rank", "item_id", "score", "model_version"))
+            .select("user_id", "rank", "item_id", "score", "model_version",
+                    because.alias("because")))
 
 
 def run(spark: SparkSession, args: argparse.Namespace) -> dict:
-    from udfs.scoring import SharedState, pair_score_udf
+    from udfs.scoring import SharedState, explanation_udf, pair_score_udf
 
     version = resolve_model_version(spark, args.lake, args.model_version)
     candidates = read_partition(spark, args.lake, RECS_CANDIDATES, args.ds)
@@ -83,7 +88,8 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
         write_partition(score_pairs(candidates, pair_score_udf(shared), version),
                         args.lake, RECS_SCORES, args.ds)
         scores = read_partition(spark, args.lake, RECS_SCORES, args.ds)
-        write_partition(top_k(scores, args.k), args.lake, RECS_TOP_K, args.ds)
+        explain = explanation_udf(shared) if args.explain else None
+        write_partition(top_k(scores, args.k, explain), args.lake, RECS_TOP_K, args.ds)
     finally:
         shared.destroy()
     counts = {t.name: read_partition(spark, args.lake, t, args.ds).count()
@@ -98,6 +104,9 @@ def add_step_arguments(parser: argparse.ArgumentParser) -> None:
                              "recs.model_registry).")
     parser.add_argument("--k", type=positive_int, default=100,
                         help="Items kept per user in recs.top_k (default: %(default)s).")
+    parser.add_argument("--no-explain", dest="explain", action="store_false",
+                        help="Leave recs.top_k.because null instead of naming the history items "
+                             "behind each recommendation (to measure what explaining costs).")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -191,6 +191,12 @@ def train_interactions(lake: str, ds: str, catalogue: Catalogue) -> tuple[np.nda
             catalogue.rows(train["item_id"].to_numpy(), "train items"))
 
 
+def train_popularity(lake: str, ds: str, catalogue: Catalogue) -> np.ndarray:
+    """[N] train interactions of every catalogue row (0: a cold item)."""
+    _, rows = train_interactions(lake, ds, catalogue)
+    return np.bincount(rows, minlength=len(catalogue.item_ids))
+
+
 def evaluation_task(lake: str, ds: str, catalogue: Catalogue, test: pa.Table) -> RankingTask:
     """Protocol task: rank for users with test interactions, from features.user_history."""
     hist = read_partition(lake, FEATURES_USER_HISTORY, ds, ["user_id", "history_item_ids"])

@@ -8,6 +8,8 @@ included, so the student learns the teacher's text-only ranking of items nobody 
 Loss = kl_weight x KL(teacher || student) at a temperature + label_weight x the full-catalogue
 softmax of the user's next train items (the teacher's own objective, models.losses). Early
 stopping on the validation slice by NDCG@10 over the whole catalogue, as the protocol measures.
+Then the strength of the scoring-time popularity correction (models/debias.py) is fixed,
+`--popularity-beta auto` choosing it on the same validation slice.
 Writes `<lake>/models/<version>/student/` beside the teacher it came from. JVM-free.
 """
 
@@ -24,7 +26,7 @@ import torch
 
 from contract.args import add_lake_arg, run_date
 from contract.layout import artifact_dir, latest_artifact
-from models import losses, metrics
+from models import debias, losses, metrics
 from models.artifact import load_teacher
 from models.data import (
     Groups,
@@ -34,6 +36,7 @@ from models.data import (
     read_examples,
     tokenize,
     train_item_ids,
+    train_popularity,
     validation_task,
 )
 from models.runtime import resolve_device
@@ -68,6 +71,7 @@ class DistillOptions:
     patience: int = 3
     log_every: int = 20
     seed: int = 0
+    popularity_beta: float | None = None  # None: auto (debias.choose_beta on validation)
 
 
 def word_embedding_init(teacher, dim: int) -> torch.Tensor:
@@ -84,7 +88,8 @@ def student_rankings(student: Student, tokens: np.ndarray, item_ids: np.ndarray,
     student.eval()
     items = student.item_vectors(tokens, item_ids)
     users = student.user_vectors(items, task.history)
-    top = top_k(student, users, items, task.exclude, k)
+    top = top_k(student, users, items, task.exclude, k,
+                penalty=student.popularity_penalty(torch.as_tensor(item_ids)))
     return {int(u): row.tolist() for u, row in zip(task.user_ids, top)}
 
 
@@ -93,6 +98,26 @@ def evaluate_student(student: Student, tokens: np.ndarray, item_ids: np.ndarray,
     ranked = student_rankings(student, tokens, item_ids, task)
     relevant = {int(u): r.tolist() for u, r in zip(task.user_ids, task.relevant)}
     return metrics.evaluate(ranked, relevant, len(item_ids))
+
+
+def popularity_beta(student: Student, tokens: np.ndarray, item_ids: np.ndarray,
+                    valid: RankingTask | None, popularity: np.ndarray, requested: float | None
+                    ) -> tuple[float, dict]:
+    """(the served popularity_beta, what metrics.json records about it): `requested`, or with
+    None (auto) the largest of debias.BETAS within debias.KEEP of beta 0's validation NDCG@10;
+    auto is beta 0 when there is no validation slice to choose on."""
+    if valid is None:
+        beta = requested or 0.0
+        return beta, {"popularity_beta": beta}
+    student.eval()
+    items = student.item_vectors(tokens, item_ids)
+    curve = debias.beta_curve(student, items, student.user_vectors(items, valid.history),
+                              item_ids, valid, popularity)
+    by_beta = {str(b): {k: v[k] for k in debias.FIGURES} for b, v in curve.items()}
+    if requested is None:
+        requested = debias.choose_beta({b: v["ndcg@10"] for b, v in curve.items()})
+    print(f"popularity_beta {requested:g}; validation by beta: {by_beta}", file=sys.stderr)
+    return requested, {"popularity_beta": requested, "valid_by_popularity_beta": by_beta}
 
 
 def distill_loss(student: Student, token_ids: torch.Tensor, id_rows: torch.Tensor, batch: Batch,
@@ -170,6 +195,9 @@ def distill(lake: str, ds: str, teacher_dir: Path, options: DistillOptions,
     teacher_users = user_vectors(teacher, teacher_items, train.history, teacher_tokens.lengths, False)
 
     known = train_item_ids(lake, ds)
+    popularity = train_popularity(lake, ds, catalogue)
+    log_popularity = torch.as_tensor(np.log1p(popularity[catalogue.rows(known)]),
+                                     dtype=torch.float32)
     cfg = StudentConfig(vocab_size=teacher.cfg.bert["vocab_size"],
                         pad_token_id=int(tokenizer.pad_token_id), num_known_items=len(known),
                         dim=options.dim, max_item_tokens=teacher.cfg.max_item_tokens)
@@ -179,6 +207,7 @@ def distill(lake: str, ds: str, teacher_dir: Path, options: DistillOptions,
     def train_student(opts: DistillOptions) -> tuple[Student, FitResult]:
         student = Student(cfg)
         student.items.known_item_ids.copy_(torch.as_tensor(known))
+        student.log_popularity.copy_(log_popularity)
         with torch.no_grad():
             student.items.words.weight.copy_(word_embedding_init(teacher, cfg.dim))
         result = fit_student(student, teacher_tokens.ids, catalogue.item_ids, train, teacher_users,
@@ -197,7 +226,11 @@ def distill(lake: str, ds: str, teacher_dir: Path, options: DistillOptions,
               f"{summary['samples_per_s']:.0f} samples/s -> {out}", file=sys.stderr)
         return out
 
-    out = save(*train_student(options), "student", options)
+    student, result = train_student(options)
+    beta, choice = popularity_beta(student, teacher_tokens.ids, catalogue.item_ids, valid_task,
+                                   popularity, options.popularity_beta)
+    student.cfg = replace(student.cfg, popularity_beta=beta)
+    out = save(student, result, "student", options, choice)
     if ablation:
         if valid_task is None:
             raise SystemExit("the no-teacher ablation chooses its settings on the validation "
@@ -208,10 +241,23 @@ def distill(lake: str, ds: str, teacher_dir: Path, options: DistillOptions,
             trials[lr] = (opts, *train_student(opts))
         best = max(trials, key=lambda lr: trials[lr][2].best_valid_ndcg)
         opts, student, result = trials[best]
+        # The served student's beta: the paired distillation gain then compares the same serving
+        # (the same correction) with and without the teacher.
+        student.cfg = replace(student.cfg, popularity_beta=beta)
         save(student, result, "student-no-teacher", opts, {"valid_ndcg@10_by_lr": {
             str(lr): t[2].best_valid_ndcg for lr, t in trials.items()}})
     print(out)
     return out
+
+
+def popularity_beta_arg(value: str) -> float | None:
+    """`--popularity-beta`: `auto` (None: chosen on validation) or a strength >= 0."""
+    if value == "auto":
+        return None
+    beta = float(value)
+    if not beta >= 0:
+        raise argparse.ArgumentTypeError(f"expected auto or a number >= 0, got {value}")
+    return beta
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -240,6 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=d.patience,
                    help=f"validations without improvement before stopping ({d.patience})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed ({d.seed})")
+    p.add_argument("--popularity-beta", type=popularity_beta_arg, default=None,
+                   help="strength of the scoring-time popularity correction, score - beta x "
+                        "log(1 + train interactions) (models/debias.py): a number, or auto "
+                        f"(default): the largest of {list(debias.BETAS)} whose validation NDCG@10 "
+                        f"stays >= {debias.KEEP:g} x beta 0's")
     p.add_argument("--no-teacher-ablation", action="store_true",
                    help="also train the same student without the teacher (kl weight 0, its own "
                         "learning rate chosen on validation) into <version>/student-no-teacher, "
@@ -256,7 +307,8 @@ def main(argv: list[str] | None = None) -> Path:
                              label_weight=args.label_weight, future_items=args.future_items,
                              id_dropout=args.id_dropout,
                              distill_temperature=args.distill_temperature,
-                             patience=args.patience, seed=args.seed)
+                             patience=args.patience, seed=args.seed,
+                             popularity_beta=args.popularity_beta)
     teacher_dir = Path(args.teacher_dir) if args.teacher_dir else latest_artifact(args.lake, args.ds, "teacher")
     return distill(args.lake, args.ds, teacher_dir, options, args.no_teacher_ablation)
 

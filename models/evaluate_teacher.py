@@ -4,7 +4,8 @@
 
 Ranks the whole raw.items catalogue for every user with test interactions, from their
 features.user_history, never recommending their features.train_interactions items. Prints
-NDCG@10, Recall@20, coverage@10 and cold-item Recall@20 and writes them to a JSON file.
+NDCG@10, Recall@20, coverage@10 and cold-item Recall@20 and writes them, with the
+popularity-bias figures (models/popularity_bias.py), to a JSON file.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from contract.args import add_lake_arg, run_date
 from contract.delta_reader import read_partition
 from contract.layout import latest_artifact
 from contract.tables import FEATURES_TEST
-from models import metrics
+from models import metrics, popularity_bias
 from models.artifact import load_teacher
-from models.data import RankingTask, evaluation_task, load_catalogue, tokenize, train_item_ids
+from models.data import RankingTask, evaluation_task, load_catalogue, tokenize, train_popularity
 from models.runtime import HelpFormatter, resolve_device, use_bf16
 from models.scoring import item_vectors, text_from_tokens, top_k, user_vectors
 from models.teacher import Teacher
@@ -47,9 +48,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def score_task(teacher: Teacher, task: RankingTask, vecs: torch.Tensor, lengths: np.ndarray,
-               cold_rows: np.ndarray, bf16: bool) -> dict:
-    """Protocol metrics of the whole-catalogue ranking, and cold-only recall@20 (only the
-    `cold_rows` ranked, from text: their id embeddings are the zero row)."""
+               popularity: np.ndarray, bf16: bool) -> dict:
+    """Protocol metrics and popularity-bias figures of the whole-catalogue ranking, and
+    cold-only recall@20 (only the cold rows, those with no train interaction in `popularity`,
+    ranked from text: their id embeddings are the zero row)."""
+    cold_rows = np.flatnonzero(popularity == 0)
     users = user_vectors(teacher, vecs, task.history, lengths, bf16)
     full = top_k(teacher, users, vecs, task.exclude, 20)
     ranked = {int(u): r.tolist() for u, r in zip(task.user_ids, full)}
@@ -59,7 +62,8 @@ def score_task(teacher: Teacher, task: RankingTask, vecs: torch.Tensor, lengths:
         top = top_k(teacher, users, vecs[torch.as_tensor(cold_rows, device=vecs.device)], nothing, 20)
         cold = {int(u): cold_rows[r].tolist() for u, r in zip(task.user_ids, top)}
     relevant = {int(u): r.tolist() for u, r in zip(task.user_ids, task.relevant)}
-    return metrics.evaluate(ranked, relevant, len(lengths), cold_rows.tolist(), cold)
+    return {**metrics.evaluate(ranked, relevant, len(lengths), cold_rows.tolist(), cold),
+            **popularity_bias.bias_values(ranked, relevant, dict(enumerate(popularity.tolist())))}
 
 
 def evaluate_artifact(model_dir: str | Path, lake: str, ds: str, device: torch.device,
@@ -69,11 +73,11 @@ def evaluate_artifact(model_dir: str | Path, lake: str, ds: str, device: torch.d
     tokens = tokenize(tokenizer, catalogue.texts, teacher.cfg.max_item_tokens)
     test = read_partition(lake, FEATURES_TEST, ds, ["user_id", "item_id"])
     task = evaluation_task(lake, ds, catalogue, test)
-    cold_rows = np.flatnonzero(~np.isin(catalogue.item_ids, train_item_ids(lake, ds)))
+    popularity = train_popularity(lake, ds, catalogue)
     vecs = item_vectors(teacher, text_from_tokens(teacher, tokens, device), catalogue.item_ids,
                         tokens.lengths, device, bf16)
-    return {**score_task(teacher, task, vecs, tokens.lengths, cold_rows, bf16),
-            "catalogue_items": len(catalogue.item_ids), "cold_items": len(cold_rows),
+    return {**score_task(teacher, task, vecs, tokens.lengths, popularity, bf16),
+            "catalogue_items": len(catalogue.item_ids), "cold_items": int((popularity == 0).sum()),
             "model_dir": str(model_dir), "ds": ds}
 
 

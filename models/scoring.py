@@ -68,11 +68,15 @@ def user_vectors(teacher: Teacher, item_vecs: torch.Tensor, history: np.ndarray,
 
 @torch.no_grad()
 def top_k(teacher: Teacher, users: torch.Tensor, items: torch.Tensor, exclude: list[np.ndarray],
-          k: int, batch_size: int = 256) -> np.ndarray:
-    """Top-k catalogue rows per user [U, k], never one of that user's `exclude` rows."""
+          k: int, batch_size: int = 256, penalty: torch.Tensor | None = None) -> np.ndarray:
+    """Top-k catalogue rows per user [U, k], never one of that user's `exclude` rows. `penalty`
+    [I], when given, is subtracted from every user's score of each item (the student's
+    popularity correction, Student.popularity_penalty)."""
     out = []
     for start in range(0, len(users), batch_size):
         scores = teacher.score(users[start : start + batch_size], items)
+        if penalty is not None:
+            scores = scores - penalty
         for i, rows in enumerate(exclude[start : start + batch_size]):
             scores[i, torch.as_tensor(rows, device=scores.device, dtype=torch.long)] = float("-inf")
         out.append(scores.topk(min(k, items.shape[0]), dim=1).indices.cpu().numpy())

@@ -3,6 +3,7 @@
 item vector = normalise(mean of word embeddings of the item text + id_embedding[item])
 user vector = normalise(out(recency-weighted mean of the history item vectors))
 score       = user . item / temperature
+served      = score - popularity_beta x log(1 + train interactions of the item)   (models/debias.py)
 
 No transformer anywhere: an item's vector is a bag of its wordpiece embeddings (so an item
 nobody has touched still gets one from its text, and a new item needs only the tokenizer), and
@@ -34,6 +35,9 @@ class StudentConfig:
     max_item_tokens: int = 32
     max_history: int = 20
     temperature: float = 0.05
+    # Strength of the scoring-time popularity correction (models/debias.py); 0 for configs saved
+    # before it existed, so they rank as they always did.
+    popularity_beta: float = 0.0
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -65,12 +69,20 @@ class StudentUserTower(nn.Module):
         nn.init.eye_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
+    def weights(self, mask: torch.Tensor) -> torch.Tensor:
+        """mask [B, L] -> [B, L]: each history position's weight (softmax over the real items of
+        the recency logits; 0 on padding, and everywhere for an empty history)."""
+        length = mask.shape[1]
+        logits = self.recency[:length].expand(mask.shape[0], length)
+        return logits.masked_fill(~mask.bool(), float("-inf")).softmax(-1).nan_to_num(0.0)
+
+    def unnormalised(self, history: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The user vector before normalisation: out(weighted sum of the history vectors)."""
+        return self.out((self.weights(mask).unsqueeze(1) @ history).squeeze(1))
+
     def forward(self, history: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """history [B, L, D] item vectors, most recent first; mask [B, L] -> [B, D]."""
-        length = history.shape[1]
-        logits = self.recency[:length].expand(history.shape[0], length)
-        weights = logits.masked_fill(~mask.bool(), float("-inf")).softmax(-1).nan_to_num(0.0)
-        return F.normalize(self.out((weights.unsqueeze(-1) * history).sum(1)), dim=-1)
+        return F.normalize(self.unnormalised(history, mask), dim=-1)
 
 
 class Student(nn.Module):
@@ -82,6 +94,15 @@ class Student(nn.Module):
         self.cfg = cfg
         self.items = StudentItemTower(cfg)
         self.users = StudentUserTower(cfg)
+        # log(1 + train interactions) of each known item, in known_item_ids order: saved with the
+        # weights, so the served correction needs no train data at scoring time.
+        self.register_buffer("log_popularity", torch.zeros(cfg.num_known_items))
+
+    def load_state_dict(self, state_dict, *args, **kwargs):
+        # Artifacts saved before the popularity correction have no log_popularity: zeros leave
+        # their scores as they were (their config's popularity_beta is 0 as well).
+        state = {"log_popularity": torch.zeros(self.cfg.num_known_items), **state_dict}
+        return super().load_state_dict(state, *args, **kwargs)
 
     def score(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """[U, D] x [I, D] -> [U, I]."""
@@ -90,6 +111,35 @@ class Student(nn.Module):
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Row-wise: [..., D] x [..., D] -> [...] (user i against item i)."""
         return (users * items).sum(-1) / self.cfg.temperature
+
+    def popularity_penalty(self, item_ids: torch.Tensor, beta: float | None = None) -> torch.Tensor:
+        """What the served score subtracts from each raw item id's: beta x log(1 + its train
+        interactions), 0 for an item unseen in training. `beta`: the configured popularity_beta
+        unless given (the validation grid tries others)."""
+        beta = self.cfg.popularity_beta if beta is None else beta
+        return beta * F.pad(self.log_popularity, (1, 0))[self.items.id_rows(item_ids)]
+
+    def contributions(self, history: torch.Tensor, mask: torch.Tensor, items: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The score of each (history, item) row split exactly over its history positions.
+
+        The user vector is normalise(W sum_j w_j h_j + b), and W is linear, so
+            score = sum_j w_j (W h_j . i) / (n T)  +  b . i / (n T),   n = |W sum_j w_j h_j + b|
+        term j is what history item j adds; the bias term is what the user vector brings without
+        any item. They add up to score_pairs(users(history, mask), items) up to float rounding:
+        a decomposition of the score, not an approximation of it. (The served score also
+        subtracts popularity_penalty, a term of the item alone that no history item explains.)
+
+        history [B, L, D] item vectors, mask [B, L], items [B, D] -> ([B, L] per position, 0 on
+        padding; [B] bias term).
+        """
+        users = self.users
+        # F.normalize's own floor, so that the terms divide by exactly what the score did.
+        norm = users.unnormalised(history, mask).norm(dim=-1).clamp_min(1e-12)
+        scale = norm * self.cfg.temperature
+        pulled = items @ users.out.weight  # W^T i: W h_j . i = h_j . W^T i, D^2 once per row
+        per_position = users.weights(mask) * (history @ pulled.unsqueeze(-1)).squeeze(-1)
+        return per_position / scale.unsqueeze(-1), (items @ users.out.bias) / scale
 
     @torch.no_grad()
     def item_vectors(self, token_ids: np.ndarray, item_ids: np.ndarray,

@@ -12,12 +12,15 @@ import pyarrow as pa
 D1, D2 = "2026-11-21", "2026-11-22"
 TITLES = {1: "Alpha", 2: "Bravo", 3: "Charlie", 4: "Delta", 5: "Echo", 6: "Foxtrot"}
 
-# (ds, user_id, rank, item_id, score, model_version)
+# (ds, user_id, rank, item_id, score, model_version, because): D1 was scored before `because`
+# existed (null); on D2 user 1's history is items 1, 4 and 6, user 2's items 3 and 5.
 TOP_K = [
-    (D1, 1, 1, 2, 0.9, "v1"), (D1, 1, 2, 1, 0.8, "v1"), (D1, 1, 3, 3, 0.7, "v1"),
-    (D1, 2, 1, 1, 0.6, "v1"), (D1, 2, 2, 2, 0.5, "v1"),
-    (D2, 1, 1, 3, 0.95, "v2"), (D2, 1, 2, 2, 0.85, "v2"), (D2, 1, 3, 5, 0.75, "v2"),
-    (D2, 2, 1, 2, 0.65, "v2"), (D2, 2, 2, 1, 0.55, "v2"),
+    (D1, 1, 1, 2, 0.9, "v1", None), (D1, 1, 2, 1, 0.8, "v1", None),
+    (D1, 1, 3, 3, 0.7, "v1", None), (D1, 2, 1, 1, 0.6, "v1", None),
+    (D1, 2, 2, 2, 0.5, "v1", None),
+    (D2, 1, 1, 3, 0.95, "v2", [(4, 0.5), (1, 0.3)]), (D2, 1, 2, 2, 0.85, "v2", [(6, 0.4)]),
+    (D2, 1, 3, 5, 0.75, "v2", []),
+    (D2, 2, 1, 2, 0.65, "v2", [(3, 0.35), (5, 0.2)]), (D2, 2, 2, 1, 0.55, "v2", [(5, 0.3)]),
 ]
 # (ds, user_id, item_id, score, model_version): D2 is scored by v2 and, in shadow, by v1.
 SCORES = [
@@ -41,6 +44,8 @@ EXPECTED = {
     "catalogue_coverage": [(D1, 3, 4, 0.75), (D2, 4, 6, 0.6667)],
     "changes_between_runs": [(1, 5, "added"), (1, 1, "removed")],
     "never_recommended": [(4, "Delta"), (6, "Foxtrot")],
+    "why_recommended": [(1, "Charlie", 0.95, 4, "Delta", 0.5),
+                        (1, "Charlie", 0.95, 1, "Alpha", 0.3)],
     "metric_history": [(D1, "popularity", "v1", 0.2, None), (D2, "popularity", "v2", 0.21, 0.01),
                        (D1, "student", "v1", 0.3, None), (D2, "student", "v2", 0.35, 0.05)],
 }
@@ -64,10 +69,13 @@ def write_literal_lake(lake: str) -> str:
                                     ("tags", pa.list_(pa.string())), ("text", pa.string()),
                                     ("description", pa.string())],
                 items)
+    because = pa.list_(pa.struct([("item_id", pa.int64()), ("contribution", pa.float64())]))
     write_table(lake, "recs.top_k", [("ds", pa.string()), ("user_id", pa.int64()),
                                      ("rank", pa.int32()), ("item_id", pa.int64()),
-                                     ("score", pa.float64()), ("model_version", pa.string())],
-                TOP_K)
+                                     ("score", pa.float64()), ("model_version", pa.string()),
+                                     ("because", because)],
+                [(*row[:-1], None if row[-1] is None else
+                  [{"item_id": i, "contribution": c} for i, c in row[-1]]) for row in TOP_K])
     write_table(lake, "recs.scores", [("ds", pa.string()), ("user_id", pa.int64()),
                                       ("item_id", pa.int64()), ("score", pa.float64()),
                                       ("model_version", pa.string())], SCORES)

@@ -1,7 +1,8 @@
 """First-stage retrieval inside Spark's Python workers, for `jobs/generate_candidates.py`.
 
 Each Arrow batch of users (with their seen items) is scored against the whole item matrix in one
-matrix product, seen items masked, and each user's n best items kept.
+matrix product, as nightly scoring scores a pair (the popularity correction included), seen items
+masked, and each user's n best items kept.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ def tower_top_n_blocks(shared, n: int) -> Callable[[Iterator[pd.DataFrame]], Ite
 
         set_torch_threads()
         state = shared.get()
+        penalty = state.student.popularity_penalty(torch.as_tensor(state.item_ids))
         for frame in frames:
             user_rows = state.rows(frame["user_id"].to_numpy(np.int64), state.user_ids, "users")
             with torch.inference_mode():
-                scores = state.student.score(state.user_vecs[user_rows], state.item_vecs)
+                scores = state.student.score(state.user_vecs[user_rows], state.item_vecs) - penalty
                 for i, seen in enumerate(frame["seen"]):
                     if seen is not None and len(seen):
                         pos = np.searchsorted(state.item_ids, np.asarray(seen, dtype=np.int64))

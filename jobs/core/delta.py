@@ -25,6 +25,11 @@ def spark_type(type_name: str) -> T.DataType:
     }
     if type_name.startswith("array<") and type_name.endswith(">"):
         return T.ArrayType(spark_type(type_name[len("array<"):-1]), containsNull=True)
+    if type_name.startswith("struct<") and type_name.endswith(">"):
+        # Fields of scalars or arrays, so a top-level comma always separates two fields.
+        fields = [f.split(":", 1) for f in type_name[len("struct<"):-1].split(",")]
+        return T.StructType([T.StructField(name.strip(), spark_type(t.strip()), True)
+                             for name, t in fields])
     return scalars[type_name]
 
 

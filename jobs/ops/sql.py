@@ -31,7 +31,9 @@ class Example:
 
 
 # Portable SQL: every query runs unchanged on Spark SQL and DuckDB (no engine-only functions;
-# ROUND where a double is reported, so both engines print the same figures).
+# ROUND where a double is reported, so both engines print the same figures). The one bridge:
+# DuckDB names Spark's `explode` (one row per array element) `unnest`, so duckdb_connect defines
+# `explode` as a macro over it.
 EXAMPLES = {
     "user_top_10": Example(
         "A user's top 10 for one run date, with titles",
@@ -87,6 +89,18 @@ FROM raw.items AS i
 WHERE i.ds = (SELECT MAX(ds) FROM raw.items)
   AND NOT EXISTS (SELECT 1 FROM recs.top_k AS t WHERE t.item_id = i.item_id)
 ORDER BY i.item_id"""),
+    "why_recommended": Example(
+        "Why an item was recommended to a user: the history items behind its score, with titles",
+        """\
+SELECT e.rank, r.title AS recommended, ROUND(e.score, 4) AS score,
+       h.item_id AS history_item_id, h.title AS history_title,
+       ROUND(e.b.contribution, 4) AS contribution
+FROM (SELECT t.ds, t.rank, t.item_id, t.score, explode(t.because) AS b
+      FROM recs.top_k AS t
+      WHERE t.ds = '2026-11-22' AND t.user_id = 1 AND t.item_id = 3) AS e
+JOIN raw.items AS r ON r.item_id = e.item_id AND r.ds = e.ds
+JOIN raw.items AS h ON h.item_id = e.b.item_id AND h.ds = e.ds
+ORDER BY contribution DESC"""),
     "metric_history": Example(
         "Metric history: NDCG@10 per run date and model, with the change since the previous run",
         """\
@@ -161,6 +175,7 @@ def duckdb_connect(lake: str):
     import duckdb
 
     con = duckdb.connect()
+    con.execute("CREATE MACRO explode(list) AS unnest(list)")  # Spark's name, see EXAMPLES
     for table in existing_tables(lake):
         database, name = table.name.split(".")
         arrow_name = f"{database}__{name}_arrow"

@@ -5,6 +5,7 @@ import pandas as pd
 from contract.tables import RECS_EVAL_METRICS
 from jobs import build_training_set, evaluate, ingest
 from jobs.core.delta import read_partition
+from models import popularity_bias
 
 DS = "2026-11-22"
 
@@ -34,12 +35,15 @@ def test_synthetic_tastes_are_learnable_and_metrics_are_written(spark, tmp_path)
     assert ((ndcg.ci_low <= ndcg.value) & (ndcg.value <= ndcg.ci_high)).all()
     assert sorted(ndcg.index) == ["als", "ease", "popularity", "tfidf"]
     for model in ("als", "ease", "popularity", "tfidf"):
-        assert {"ndcg@10", "recall@20", "coverage@10", "evaluated_users", "cold_recall@20"} <= \
-            set(frame[frame.model == model].metric)
-    # No recs.top_k, no teacher and no distillation ablation here: each gets one `absent` row
-    # (with a note) instead of being dropped.
+        assert {"ndcg@10", "recall@20", "coverage@10", "evaluated_users", "cold_recall@20",
+                *popularity_bias.METRICS} <= set(frame[frame.model == model].metric)
+    # The popularity baseline gives everyone the same few items: the most concentrated lists.
+    gini = frame[frame.metric == "gini@10"].set_index("model").value
+    assert gini.idxmax() == "popularity"
+    # No recs.top_k, no teacher, no distillation ablation and no student artifact for the
+    # debiasing curve here: each gets one `absent` row (with a note) instead of being dropped.
     absent = frame[frame.metric == evaluate.ABSENT]
-    assert sorted(absent.model) == ["student", "student-no-teacher", "teacher"]
+    assert sorted(absent.model) == ["student", "student-no-teacher", "student@beta", "teacher"]
     assert absent.note.str.len().gt(0).all()
     written = read_partition(spark, lake, RECS_EVAL_METRICS, DS).count()
     assert written == len(rows)

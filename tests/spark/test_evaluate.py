@@ -3,6 +3,7 @@ import math
 import pytest
 
 from jobs import evaluate
+from models import metrics
 
 DS = "2026-11-22"
 
@@ -34,6 +35,30 @@ def test_cold_recall_counts_only_items_without_train_interactions(spark):
 
     # Cold test items: user 1 -> {7, 9}, 7 found: 1/2. User 2's item 4 has train data: not counted.
     assert got["cold_recall@20"] == pytest.approx(0.5)
+
+
+def test_bias_figures_are_computed_from_every_evaluated_users_list(spark):
+    items = spark.createDataFrame([(i,) for i in (10, 20, 30, 40, 50)], "item_id long")
+    train = spark.createDataFrame([(1, 20), (2, 20), (3, 20), (1, 10), (2, 10), (3, 40)],
+                                  "user_id long, item_id long")
+    top_k = spark.createDataFrame([(1, 1, 30, 0.9), (1, 2, 40, 0.8), (3, 1, 50, 0.5)],
+                                  "user_id long, rank int, item_id long, score double")
+    # User 2 has a (tail) test item but no list; user 3 has a list but no test items.
+    test = spark.createDataFrame([(1, 30), (2, 10)], "user_id long, item_id long")
+
+    popularity = evaluate.item_popularity(train, items)
+    got = evaluate.ranking_metrics(top_k, test, catalogue_size=5, train=train,
+                                   popularity=popularity)
+
+    assert popularity == {10: 2, 20: 3, 30: 0, 40: 1, 50: 0}  # 30 and 50: no train rows
+    # Slots of evaluated users only: 30 and 40 once -> ascending 0, 0, 0, 1, 1:
+    # (2 * 1 + 4 * 1) / (5 * 2) = 0.6 (item 50 of user 3 would make it 0.4).
+    assert got["gini@10"] == pytest.approx(0.6)
+    # Head: item 20 alone; user 1's 30 and 40 are tail. User 2 has no slots to share.
+    assert got["tail_share@10"] == 1.0
+    # Tail test items: user 1's 30 found first (1), user 2's 10 without a list (0).
+    assert got["tail_recall@20"] == pytest.approx(0.5)
+    assert got["tail_recall@20" + metrics.INTERVAL] == pytest.approx((0.0, 1.0))
 
 
 def test_popularity_never_recommends_train_items(spark):

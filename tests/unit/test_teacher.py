@@ -28,7 +28,7 @@ from contract.tables import (
     FEATURES_TRAIN,
     FEATURES_USER_HISTORY,
 )
-from models import distill, evaluate_teacher, metrics, train_teacher
+from models import debias, distill, evaluate_teacher, metrics, train_teacher
 from models.artifact import ArtifactError, build_teacher, load_teacher
 from models.data import (
     Catalogue,
@@ -512,6 +512,12 @@ def test_train_then_evaluate_end_to_end(base_model, tiny_lake, capsys):
     assert set(ablation["valid_ndcg@10_by_lr"]) == {str(lr) for lr in distill.NO_TEACHER_LRS}
     saved = json.loads((art.parent / "student-no-teacher" / "config.json").read_text())
     assert saved["options"]["kl_weight"] == 0.0
+    # --popularity-beta auto: chosen on the validation grid, and the ablation ranks with it too.
+    served = json.loads((art.parent / "student" / "metrics.json").read_text())
+    assert set(served["valid_by_popularity_beta"]) == {str(b) for b in debias.BETAS}
+    beta = json.loads((art.parent / "student" / "config.json").read_text())["student"][
+        "popularity_beta"]
+    assert beta == served["popularity_beta"] == saved["student"]["popularity_beta"]
     gain = distillation_gain(tiny_lake, DS, art.parent.name)
     assert set(gain) == {"ndcg@10", "cold_only_recall@20"}
     for paired in gain.values():
