@@ -262,7 +262,9 @@ RECS_EVAL_METRICS = Table(
     _cols(
         Column("model_version", "string", "Version of the model under evaluation in this run "
                "(baselines carry the run's version so one run's rows group together)."),
-        Column("model", "string", "student, teacher, popularity, als, ease or tfidf; or "
+        Column("model", "string", "student, teacher, popularity, als, ease or tfidf; "
+               "student-no-teacher (the same student distilled without the teacher) and "
+               "distillation_gain (served student minus it, paired over users); or "
                "`student@beta=<b>` (e.g. student@beta=0.1): the served student's artifact ranked "
                "with popularity correction strength b (score - b x log(1 + train interactions), "
                "models/debias.py), one model per beta of the grid, metrics ndcg@10 and "
