@@ -45,6 +45,10 @@ class ScoringState:
     item_vecs: torch.Tensor  # [I, D]
     history_rows: np.ndarray  # [U, L] int32 rows of item_ids, most recent first, -1 padded
 
+    def __post_init__(self) -> None:
+        # Once per state, not per pair: the per-pair path then only gathers by catalogue row.
+        self.item_penalty = self.student.popularity_penalty(torch.as_tensor(self.item_ids))
+
     def to_payload(self) -> tuple[str, bytes]:
         """(config JSON, safetensors bytes): what the driver broadcasts. No pickled tensors."""
         from safetensors.torch import save
@@ -78,9 +82,8 @@ class ScoringState:
     @torch.inference_mode()
     def score_pairs(self, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
         u = self.user_vecs[self.rows(user_ids, self.user_ids, "users")]
-        i = self.item_vecs[self.rows(item_ids, self.item_ids, "items")]
-        served = self.student.score_pairs(u, i) - self.student.popularity_penalty(
-            torch.as_tensor(item_ids))
+        rows = self.rows(item_ids, self.item_ids, "items")
+        served = self.student.score_pairs(u, self.item_vecs[rows]) - self.item_penalty[rows]
         return served.numpy().astype(np.float64)
 
     @torch.inference_mode()

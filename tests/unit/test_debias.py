@@ -45,11 +45,12 @@ def test_served_scores_lose_exactly_beta_log_one_plus_count_and_cold_items_lose_
                                     max_item_tokens=2, max_history=2)).eval()
     student.items.known_item_ids.copy_(torch.tensor([10, 20]))
     student.log_popularity.copy_(torch.log1p(torch.tensor([99.0, 3.0])))
-    state = build_state(student, np.array([10, 20, 30]), np.array([[1, 2], [3, 4], [5, 0]]),
-                        np.array([1, 2]), np.array([[0, 2], [1, -1]]))
+    catalogue = (np.array([10, 20, 30]), np.array([[1, 2], [3, 4], [5, 0]]),
+                 np.array([1, 2]), np.array([[0, 2], [1, -1]]))
     users, items = np.array([1, 1, 1, 2]), np.array([10, 20, 30, 20])
-    plain = state.score_pairs(users, items)
-    state.student.cfg = replace(student.cfg, popularity_beta=0.5)
+    plain = build_state(student, *catalogue).score_pairs(users, items)
+    student.cfg = replace(student.cfg, popularity_beta=0.5)
+    state = build_state(student, *catalogue)
     served = state.score_pairs(users, items)
     np.testing.assert_allclose(plain - served, [0.5 * math.log(100), 0.5 * math.log(4), 0.0,
                                                 0.5 * math.log(4)], rtol=1e-5)
