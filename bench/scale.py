@@ -1,7 +1,7 @@
 """Nightly candidates + scoring at growing synthetic scales: wall time and peak memory.
 
     python bench/scale.py --lake /tmp/scale --student-dir L/models/V/student \\
-        [--pairs 1000000,10000000,100000000] [--items 10000] [--no-explain]
+        [--pairs 1000000,10000000,100000000] [--items 10000] [--no-explain] [--write-limit]
 
 For each size, users = pairs / items on a synthetic catalogue of `--items` items (ingested and
 turned into features untimed), then `generate-candidates` and `score` run as spark-submit jobs
@@ -9,7 +9,9 @@ turned into features untimed), then `generate-candidates` and `score` run as spa
 process tree is sampled every 0.2 s: peak resident memory of the JVM (driver and executors: one
 JVM in local mode), of the Python driver, and of the largest Python worker. The student is a real
 distilled one (its towers give the synthetic items vectors from their text), so the cost per pair
-is the production cost.
+is the production cost. With `--write-limit`, each size then runs bench/write_limit.py (also
+spark-submitted): the raw Delta write of the same rows with score = rand() and `score.run` again,
+turn about in one session, and `recs score`'s rate as a share of the raw write's.
 """
 
 from __future__ import annotations
@@ -103,6 +105,9 @@ def main() -> None:
                    help="JVM heap in local mode; the JVM peak follows it, not the pairs")
     p.add_argument("--no-explain", action="store_true",
                    help="score without recs.top_k.because, to measure what explaining costs")
+    p.add_argument("--write-limit", action="store_true",
+                   help="per size, also measure score against the raw write of its rows "
+                        "(bench/write_limit.py)")
     args = p.parse_args()
 
     sizes = [int(float(s)) for s in args.pairs.split(",")]
@@ -128,6 +133,14 @@ def main() -> None:
             print(f"{users:,} users x {args.items:,} items, {step}: {seconds:.1f} s, "
                   + ", ".join(f"{k} {v / MIB:,.0f} MiB" for k, v in sorted(peaks.items())),
                   flush=True)
+        if args.write_limit:
+            log = logs / f"{ds}-write-limit.log"
+            run_sampled([spark_submit, "--master", args.master, "--driver-memory",
+                         args.driver_memory, *delta_submit_args(python), "--conf",
+                         "spark.ui.enabled=false", str(Path(__file__).with_name("write_limit.py")),
+                         "--lake", args.lake, "--ds", ds, *score_flags], env, log)
+            print("".join(line for line in log.read_text().splitlines(keepends=True)
+                          if line.startswith("|") or " pairs (ds " in line), flush=True)
 
     print("\n| users x items | step | seconds | pairs/s | JVM peak MiB | Python driver peak MiB "
           "| Python worker peak MiB |\n|---|---|---|---|---|---|---|")

@@ -11,7 +11,7 @@ Needs a lake where `recs build-training-set` and `recs distill` have run for D. 
 - ours, twice (the first run pays for starting Python workers and warming the JVM, as every
   spark-submit does; the second is warm like the ALS timings): `generate-candidates` + `score`
   exactly as they run nightly, Delta writes of all scores and top-K included; then the scoring
-  UDF alone, candidates -> scores into `noop`.
+  UDF alone (pairs generated, scored and ranked inside it) into `noop`.
 - the student and the teacher on this CPU outside Spark.
 Prints markdown tables for docs/BENCHMARKS.md.
 """
@@ -26,7 +26,7 @@ import numpy as np
 from pyspark.sql import functions as F
 
 from contract.layout import artifact_dir
-from contract.tables import FEATURES_TRAIN, RAW_ITEMS, RECS_CANDIDATES
+from contract.tables import FEATURES_ITEMS, FEATURES_TRAIN, FEATURES_USER_HISTORY, RECS_SCORES
 from jobs import generate_candidates, score
 from jobs.core.delta import read_partition
 from jobs.core.registry import student_dir
@@ -69,7 +69,7 @@ def als_timings(train, candidates, k: int, out: str) -> dict:
 
 
 def our_timings(spark, lake: str, ds: str, version: str, k: int) -> dict:
-    from udfs.scoring import SharedState, pair_score_udf
+    from udfs.scoring import SharedState
 
     gen_args = generate_candidates.build_parser().parse_args(["--lake", lake, "--ds", ds])
     score_args = score.build_parser().parse_args(
@@ -79,11 +79,12 @@ def our_timings(spark, lake: str, ds: str, version: str, k: int) -> dict:
         _, gen_s = timed(lambda: generate_candidates.run(spark, gen_args))
         _, score_s = timed(lambda: score.run(spark, score_args))
         runs.append((gen_s, score_s))
-    pairs = read_partition(spark, lake, RECS_CANDIDATES, ds).count()
+    pairs = read_partition(spark, lake, RECS_SCORES, ds).count()
     state, state_s = timed(lambda: score.scoring_state(spark, lake, ds, student_dir(lake, version)))
     shared = SharedState(spark.sparkContext, state)
-    candidates = read_partition(spark, lake, RECS_CANDIDATES, ds)
-    _, udf_s = timed(lambda: score.score_pairs(candidates, pair_score_udf(shared), version)
+    users = generate_candidates.with_seen(read_partition(spark, lake, FEATURES_USER_HISTORY, ds),
+                                          read_partition(spark, lake, FEATURES_TRAIN, ds))
+    _, udf_s = timed(lambda: score.score_unseen(users, shared, k, version)
                      .write.format("noop").mode("overwrite").save())
     shared.destroy()
     return {"pairs": pairs, "runs": runs, "udf_s": udf_s, "state": state, "state_s": state_s}
@@ -128,9 +129,13 @@ def main() -> None:
     spark = get_spark("bench-score-vs-als", ui=False)
     train = read_partition(spark, args.lake, FEATURES_TRAIN, args.ds).cache()
     n_users = train.select("user_id").distinct().count()
-    n_items = read_partition(spark, args.lake, RAW_ITEMS, args.ds).count()
-    als = als_timings(train, read_partition(spark, args.lake, RECS_CANDIDATES, args.ds), args.k,
-                      str(Path(args.lake) / "bench"))
+    items = read_partition(spark, args.lake, FEATURES_ITEMS, args.ds).select("item_id")
+    n_items = items.count()
+    # Every pair score.run scores: each user's unseen items, as generate-candidates makes them.
+    every_pair = generate_candidates.all_unseen_pairs(
+        train.select("user_id").distinct(), items,
+        train.select("user_id", "item_id").distinct(), spark.sparkContext.defaultParallelism)
+    als = als_timings(train, every_pair, args.k, str(Path(args.lake) / "bench"))
     ours = our_timings(spark, args.lake, args.ds, args.model_version, args.k)
     (cold_gen, cold_score), (gen_s, score_s) = ours["runs"]
 

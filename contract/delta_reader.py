@@ -8,7 +8,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pds
 
-from contract.tables import Table
+from contract.ingest_runs import INGESTED, PREDATES_MARKER, version_to_read
+from contract.tables import RAW_INGEST_RUNS, Table
 
 
 def delta_table(lake: str, table: Table, missing_ok: bool = False):
@@ -31,14 +32,40 @@ def dataset(lake: str, table: Table, missing_ok: bool = False) -> pds.Dataset | 
     return None if found is None else found.to_pyarrow_dataset()
 
 
+def ingest_run(lake: str, ds: str) -> dict | None:
+    """raw.ingest_runs' row for `ds`; None when there is none; PREDATES_MARKER when the lake has
+    no raw.ingest_runs at all."""
+    runs = delta_table(lake, RAW_INGEST_RUNS, missing_ok=True)
+    if runs is None:
+        return PREDATES_MARKER
+    rows = runs.to_pyarrow_table(filters=[("ds", "=", ds)]).to_pylist()
+    return rows[0] if rows else None
+
+
+def committed_table(lake: str, table: Table, ds: str, missing_ok: bool = False):
+    """A table ingest writes, at the version to read `ds` at: as the last ingest of `ds` that
+    committed wrote it (`contract/ingest_runs.py`); `NotCommitted` when none did, None when the
+    table does not exist and `missing_ok`."""
+    found = delta_table(lake, table, missing_ok)
+    if found is None:
+        return None
+    # found.version() is resolved before the run's row is read: see version_to_read.
+    version = version_to_read(ingest_run(lake, ds), table, ds, found.version())
+    if version != found.version():
+        found.load_as_version(version)
+    return found
+
+
 def read_partition(
     lake: str, table: Table, ds: str, columns: list[str] | None = None, allow_empty: bool = False
 ) -> pa.Table:
-    """The rows of one `ds` partition of `table` (only `columns` when given)."""
+    """The rows of one `ds` partition of `table` (only `columns` when given); a table ingest
+    writes as `committed_table` resolves it."""
     unknown = sorted(set(columns or ()) - set(table.column_names))
     if unknown:
         raise ValueError(f"{table.name} has no columns {unknown}")
-    rows = delta_table(lake, table).to_pyarrow_table(filters=[("ds", "=", ds)], columns=columns)
+    source = committed_table(lake, table, ds) if table in INGESTED else delta_table(lake, table)
+    rows = source.to_pyarrow_table(filters=[("ds", "=", ds)], columns=columns)
     if rows.num_rows == 0 and not allow_empty:
         raise ValueError(f"{table.name} has no rows for ds={ds} at {table.path(lake)}: run "
                          f"`recs {table.writer}` for ds={ds} first")

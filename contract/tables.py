@@ -101,12 +101,54 @@ RAW_QUARANTINE = Table(
     "`raw.interactions`/`raw.items` or here.",
     _cols(
         Column("source_table", "string", "`interactions`, `items` or `tags`."),
-        Column("reason", "string", "The first check the row failed, in this order: "
-               "invalid_user_id, invalid_item_id, invalid_timestamp, invalid_rating, "
-               "rating_out_of_range, unknown_item, duplicate (exact repeat of a kept row); "
-               "tags: invalid_user_id, invalid_item_id, invalid_timestamp, invalid_tag, "
-               "unknown_item."),
-        Column("record", "string", "The refused row as JSON, as read from the source."),
+        Column("reason", "string", "The first check the row failed. Every table, from CSV "
+               "sources: invalid_encoding (not UTF-8), malformed_row (more or fewer fields than "
+               "the header or format). interactions, in this order: invalid_user_id, invalid_item_id, "
+               "invalid_timestamp, timestamp_out_of_range (outside `--min-event-ts` .. "
+               "`--max-event-ts`, by default 1970-01-01 .. ds + 1 day), invalid_rating, "
+               "non_finite_rating (NaN or infinite), rating_out_of_range, unknown_item, "
+               "duplicate (exact repeat of a kept row). items: invalid_item_id, then of the rows "
+               "sharing an id the one whose record sorts first is kept and each other is a "
+               "duplicate (same title, genres and description) or a conflicting_duplicate. tags: "
+               "invalid_user_id, invalid_item_id, invalid_timestamp, timestamp_out_of_range, "
+               "invalid_tag, unknown_item."),
+        Column("record", "string", "The refused row as JSON, as read from the source. An "
+               "unreadable row's: `{\"line\": <its text>}` for malformed_row; for "
+               "invalid_encoding `{\"fields\": {...}, \"base64\": {<field>: <its bytes>}}`, "
+               "the fields with undecodable bytes shown as U+FFFD and the exact bytes of those "
+               "fields in base64."),
+    ),
+    writer="ingest",
+)
+
+RAW_INGEST_RUNS = Table(
+    "raw.ingest_runs",
+    "The commit marker of ingest, which makes one ingest of one `ds` all-or-nothing: one row per "
+    "`ds` whose ingest finished, written by its last commit, after `raw.items`, `raw.tags`, "
+    "`raw.interactions` and `raw.quarantine`. Readers of those tables for a `ds` (`read_partition` "
+    "in `jobs/core/delta.py` and `contract/delta_reader.py`, so every step, and `recs check`) read "
+    "them as this row records, so a run killed or failed between two commits leaves the "
+    "previous ingest of `ds` readable, whole, until a rerun commits; a `ds` without a row is "
+    "refused as not committed. Readers of the tables' latest version that bypass it (SQL "
+    "over the Delta tables) may see the partitions of an ingest that has not committed.",
+    _cols(
+        Column("run_id", "string", "Id of the ingest run whose rows readers see for `ds`."),
+        Column("source", "string", "That run's `--source`."),
+        Column("committed_at", "timestamp", "When that run wrote this row, its last commit (UTC)."),
+        Column("tables", "array<struct<name: string, version: long, num_rows: long>>",
+               "For each of the four raw tables: the Delta version holding that run's rows for "
+               "`ds` and their number. Readers read that version, or a later one while no ingest "
+               "of `ds` is pending (later commits then only wrote other dates or rewrote files "
+               "without changing rows, e.g. OPTIMIZE), which holds the same rows."),
+        Column("input_rows", "array<struct<source_table: string, num_rows: long>>",
+               "Rows read from the source per `source_table` (`interactions`, `items`, `tags`): "
+               "each equals the rows kept in `raw.<source_table>` plus those quarantined with "
+               "that `source_table`; ingest commits nothing otherwise."),
+        Column("pending_run_id", "string", "An ingest of `ds` that started writing after "
+               "`run_id` and has not committed (still running, or killed or failed between two "
+               "commits): until one commits, readers read `ds` at the versions in `tables`. Null "
+               "when none; rerunning ingest for `ds` commits.", True),
+        Column("pending_since", "timestamp", "When that ingest started writing (UTC).", True),
     ),
     writer="ingest",
 )
@@ -187,8 +229,10 @@ FEATURES_ITEMS = Table(
 
 RECS_CANDIDATES = Table(
     "recs.candidates",
-    "User-item pairs to score for a run: every item the user has not interacted with while "
-    "users x items stays under the limit, else each user's top N from the first stage.",
+    "User-item pairs to score for a run, above the limit on users x items: each user's top N "
+    "from the first stage. Under it the pairs are every item the user has not interacted with, "
+    "which `recs score` generates and scores itself: none are written unless "
+    "`recs generate-candidates --write-all-pairs` (for inspection).",
     _cols(
         Column("user_id", "long", "User id (every user of features.user_history)."),
         Column("item_id", "long", "Candidate item, never one of the user's train items."),
@@ -306,6 +350,7 @@ ALL_TABLES: tuple[Table, ...] = (
     RAW_ITEMS,
     RAW_TAGS,
     RAW_QUARANTINE,
+    RAW_INGEST_RUNS,
     FEATURES_ITEMS,
     FEATURES_TRAIN,
     FEATURES_TEST,
@@ -332,7 +377,8 @@ def markdown() -> str:
         "Every table is a Delta table at `<lake>/<database>/<table>` (default lake `./lake`).",
         "Per-run outputs are partitioned by `ds`, and each job replaces exactly its `ds` partition",
         "in one Delta commit (`replaceWhere`), so a re-run or backfill is idempotent and a failed",
-        "run leaves the previous version readable.",
+        "run leaves the previous version readable. Ingest writes four raw tables and is",
+        "all-or-nothing per `ds` all the same, through its commit marker `raw.ingest_runs`.",
         "",
     ]
     for t in ALL_TABLES:

@@ -49,7 +49,8 @@ DEFAULT_ARGS = {
 
 
 def task_id(step: str) -> str:
-    return BY_NAME[step].task_id
+    """A pipeline step's task id; `maintain`, no pipeline step, is named the same way."""
+    return BY_NAME[step].task_id if step in BY_NAME else step.replace("-", "_")
 
 
 def spark_step(step: str, flags: list[str] | tuple[str, ...] = (),

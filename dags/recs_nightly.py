@@ -8,17 +8,23 @@ CronDataIntervalTimetable; it would make ds lag a day behind our jobs' meaning o
 A backfill or manual run for date D produces exactly what the 02:00 run of D would.
 
 **Steps.** The nightly Spark steps of `jobs.core.pipeline.PIPELINE`, in its order, each with its
-arguments in `STEP_OPTIONS`; the gate after a step is `jobs.ops.quality.GATES`.
+arguments in `STEP_OPTIONS`; the gate after a step is `jobs.ops.quality.GATES` (none after
+generate-candidates: while users x items is within its --max-pairs it writes no pairs, and
+score generates and scores every unseen pair in one pass; above it, score refuses an empty
+first stage itself).
 ingest -> build-training-set -> generate-candidates -> score -> evaluate, scoring with the model
 that recs.model_registry says is current (published by the recs_training DAG, whose asset
 `score` lists as an inlet; publishing, the "not worse than the current model" gate, happens
-there, where model versions are born).
+there, where model versions are born). Then `maintain` (jobs/maintain.py): it compacts the day's
+partition of every table and vacuums files no version of the last week needs, a killed run's
+orphans included; it runs whether or not evaluate was skipped, never after a failure.
 
 **Evaluation runs.** `evaluate` follows ../shared/EVALUATION.md, so it needs each user's last
 interactions held out of training: param `holdout_fraction` (0, the default, is nightly mode:
 train on everything, and `is_evaluation_run` skips evaluate). A run with e.g. 0.2 builds the
 protocol split and scores from the truncated histories: run it in an evaluation deployment (its
-own `recs_lake`), not over the lake that serves recommendations.
+own `recs_lake`); build_training_set refuses one over a lake that serves recommendations, and a
+nightly-mode run over an evaluation lake (jobs/core/lake_mode.py).
 
 **Params** (per run: `airflow dags trigger recs_nightly -c '{"source": "movielens", ...}'`)
 choose the ingest source, the quarantine threshold and the holdout. **Variables** (`recs_lake`,
@@ -56,7 +62,9 @@ STEP_OPTIONS = {
 }
 
 
-@task.short_circuit(task_id="is_evaluation_run", execution_timeout=timedelta(minutes=5))
+# Skips only evaluate (and, by its trigger rule, its gate): maintain still runs after it.
+@task.short_circuit(task_id="is_evaluation_run", execution_timeout=timedelta(minutes=5),
+                    ignore_downstream_trigger_rules=False)
 def is_evaluation_run(params: dict | None = None) -> bool:
     """Go on to evaluate only when this run held out a test split (params.holdout_fraction > 0)."""
     fraction = float((params or {}).get("holdout_fraction") or 0)
@@ -107,4 +115,6 @@ with DAG(
         if step.evaluation_only:
             tasks.append(is_evaluation_run())
         tasks += [spark_step(step.name, **STEP_OPTIONS[step.name]), quality_gate(step.name)]
+    # none_failed: after a skipped evaluate too, but never after a failed step or gate.
+    tasks.append(spark_step("maintain", timeout=timedelta(hours=1), trigger_rule="none_failed"))
     chain(*[t for t in tasks if t is not None])

@@ -30,8 +30,9 @@ from contract.tables import (
     RAW_ITEMS,
     RAW_TAGS,
 )
-from jobs.core.delta import read_partition, read_table, require_rows, write_partition
+from jobs.core.delta import read_ingested, read_partition, require_rows, write_partition
 from jobs.core.item_text import ranked_tags, with_text
+from jobs.core.lake_mode import require_mode
 from jobs.core.step import run_spark_step, step_parser
 from udfs.training_examples import (
     EXAMPLE_IDS_SCHEMA,
@@ -137,20 +138,18 @@ def training_examples(train: DataFrame, items: DataFrame, spec: ExampleSpec) -> 
 # Job
 
 
-def read_tag_events(spark: SparkSession, lake: str, ds: str) -> DataFrame:
-    """raw.tags of `ds`; none (with a warning) for a lake ingested before raw.tags existed."""
-    tags = read_table(spark, lake, RAW_TAGS, missing_ok=True)
-    if tags is None:
-        log.warning("%s does not exist at %s: item text gets no tags; re-run `recs ingest` for "
-                    "ds=%s to add them", RAW_TAGS.name, RAW_TAGS.path(lake), ds)
-        return spark.createDataFrame([], "user_id long, item_id long, tag string, "
-                                         "event_ts timestamp")
-    return tags.where(F.col("ds") == ds).drop("ds")
+def require_lake_mode(args: argparse.Namespace) -> None:
+    """Refuse an evaluation run over a serving lake and a nightly run over an evaluation lake
+    (jobs/core/lake_mode.py), unless --allow-mixed-modes."""
+    if not args.allow_mixed_modes:
+        require_mode(args.lake, evaluation=args.holdout_fraction is not None)
 
 
 def run(spark: SparkSession, args: argparse.Namespace) -> dict:
-    interactions = read_partition(spark, args.lake, RAW_INTERACTIONS, args.ds)
-    raw_items = read_partition(spark, args.lake, RAW_ITEMS, args.ds)
+    require_lake_mode(args)
+    # One read of the three: all as one ingest of ds wrote them, even if another commits now.
+    interactions, raw_items, tag_events = read_ingested(
+        spark, args.lake, args.ds, (RAW_INTERACTIONS, RAW_ITEMS, RAW_TAGS))
     require_rows(interactions, RAW_INTERACTIONS, args.ds)
     interactions = before_run_date(interactions, args.ds)
     train, test = split_train_test(interactions, args.holdout_fraction)
@@ -161,7 +160,6 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     write_partition(test, args.lake, FEATURES_TEST, args.ds)
     # Downstream features read the written train partition, not the split plan again.
     train = read_partition(spark, args.lake, FEATURES_TRAIN, args.ds)
-    tag_events = read_tag_events(spark, args.lake, args.ds)
     write_partition(point_in_time_items(raw_items, tag_events, train, args.ds,
                                         evaluation=args.holdout_fraction is not None),
                     args.lake, FEATURES_ITEMS, args.ds)
@@ -183,6 +181,11 @@ def add_step_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Evaluation mode: hold out each user's last max(1, floor(F*n)) "
                              "interactions (users with >= 5) as test, e.g. 0.2. Omit it, or "
                              "give 0, for nightly mode: train on every interaction before --ds.")
+    parser.add_argument("--allow-mixed-modes", action="store_true",
+                        help="Write this mode's output even into a lake holding the other "
+                             "mode's: by default an evaluation run refuses a lake that serves "
+                             "nightly output (it would replace what serving readers read) and a "
+                             "nightly run refuses an evaluation lake.")
     parser.add_argument("--history-length", type=positive_int, default=ExampleSpec.history_length,
                         help="Most recent items kept as history (default: %(default)s).")
     parser.add_argument("--negatives", type=positive_int, default=ExampleSpec.negatives,

@@ -1,11 +1,16 @@
 """Candidate pairs for scoring: all unseen items, or a first stage above a size limit.
 
     spark-submit jobs/generate_candidates.py --lake L --ds D [--max-pairs N] [--first-stage-n N]
+        [--write-all-pairs]
 
-"All pairs" means every catalogue item the user has not interacted with in train. When users x
-items exceeds `--max-pairs`, writing every pair stops being sensible, so each user gets the top
-N items of the student's towers (blocked matrix products on the workers) plus the most popular
-items, unseen ones only.
+"All pairs" means every catalogue item the user has not interacted with in train. While users x
+items stays within `--max-pairs`, `recs score` generates and scores those pairs itself, in one
+pass, so this step writes none of them: it empties the `ds` partition of recs.candidates (no
+stale first stage of an earlier run can be scored), unless `--write-all-pairs` asks for them, to
+inspect or to score through the table (`recs score --candidates-table`). Above the limit, writing
+or scoring every pair stops being sensible, so each user gets the top N items of the student's
+towers (blocked matrix products on the workers) plus the most popular items, unseen ones only,
+and those are written for `recs score` to score.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from contract.args import positive_int
 from contract.tables import FEATURES_TRAIN, FEATURES_USER_HISTORY, RAW_ITEMS, RECS_CANDIDATES
 from jobs.core.delta import read_partition, require_rows, write_partition
 from jobs.core.step import run_spark_step, step_parser
-from udfs.first_stage import tower_top_n_blocks
+from udfs.scoring import BEST_UNSEEN_SCHEMA, SharedState, best_unseen_blocks
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,13 @@ def all_unseen_pairs(users: DataFrame, items: DataFrame, seen: DataFrame,
             .withColumn("source", F.lit("all")))
 
 
+def with_seen(users: DataFrame, train: DataFrame) -> DataFrame:
+    """users (user_id) with the item ids each interacted with in train (`seen`, null for
+    none): what the first stage and all-pairs scoring mask."""
+    seen = train.groupBy("user_id").agg(F.collect_set("item_id").alias("seen"))
+    return users.select("user_id").join(seen, "user_id", "left")
+
+
 def popular_unseen(users: DataFrame, train: DataFrame, seen: DataFrame, n: int) -> DataFrame:
     deepest = train.groupBy("user_id").count().agg(F.max("count")).first()[0] or 0
     pool = (train.groupBy("item_id").count().orderBy(F.desc("count"), "item_id")
@@ -57,8 +69,10 @@ def popular_unseen(users: DataFrame, train: DataFrame, seen: DataFrame, n: int) 
 
 
 def tower_top_n(users_with_seen: DataFrame, shared, n: int) -> DataFrame:
-    """Each user's n best unseen items by the student, users in blocks of a matrix product."""
-    return users_with_seen.mapInPandas(tower_top_n_blocks(shared, n), "user_id long, item_id long")
+    """Each user's n best unseen items by the student (the served score, popularity correction
+    included), users in blocks of a matrix product on the workers."""
+    return (users_with_seen.mapInArrow(best_unseen_blocks(shared, n), BEST_UNSEEN_SCHEMA)
+            .select("user_id", "item_id"))
 
 
 def run(spark: SparkSession, args: argparse.Namespace) -> dict:
@@ -70,23 +84,26 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     n_users, n_items = users.count(), items.count()
 
     if n_users * n_items <= args.max_pairs:
-        partitions = pair_partitions(n_users * n_items, spark.sparkContext.defaultParallelism)
-        write_partition(all_unseen_pairs(users, items, seen, partitions), args.lake,
-                        RECS_CANDIDATES, args.ds)
+        if args.write_all_pairs:
+            partitions = pair_partitions(n_users * n_items, spark.sparkContext.defaultParallelism)
+            pairs = all_unseen_pairs(users, items, seen, partitions)
+        else:
+            log.info("%d users x %d items <= --max-pairs %d: recs score generates and scores "
+                     "every unseen pair itself; none written (--write-all-pairs writes them)",
+                     n_users, n_items, args.max_pairs)
+            pairs = spark.createDataFrame([], "user_id long, item_id long, source string")
+        write_partition(pairs, args.lake, RECS_CANDIDATES, args.ds)
     else:
         from jobs.core.registry import resolve_model_version, student_dir
         from jobs.score import scoring_state
-        from udfs.scoring import SharedState
 
         version = resolve_model_version(spark, args.lake, args.model_version)
         log.info("%d users x %d items > --max-pairs %d: first stage with model %s",
                  n_users, n_items, args.max_pairs, version)
         shared = SharedState(spark.sparkContext,
                              scoring_state(spark, args.lake, args.ds, student_dir(args.lake, version)))
-        users_with_seen = users.join(seen.groupBy("user_id").agg(F.collect_list("item_id")
-                                                                 .alias("seen")), "user_id", "left")
         try:
-            candidates = (tower_top_n(users_with_seen, shared, args.first_stage_n)
+            candidates = (tower_top_n(with_seen(users, train), shared, args.first_stage_n)
                           .unionByName(popular_unseen(users, train, seen, args.popular_n))
                           .distinct().withColumn("source", F.lit("first_stage")))
             write_partition(candidates, args.lake, RECS_CANDIDATES, args.ds)
@@ -101,6 +118,10 @@ def add_step_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-pairs", type=positive_int, default=200_000_000,
                         help="Above this many users x items, use the first stage instead of all "
                              "unseen pairs (default: %(default)s).")
+    parser.add_argument("--write-all-pairs", action="store_true",
+                        help="Within --max-pairs, write every unseen pair to recs.candidates "
+                             "(source `all`) for inspection; by default none are written, as "
+                             "`recs score` generates them inside its UDF.")
     parser.add_argument("--first-stage-n", type=positive_int, default=500,
                         help="First stage: items per user from the student's towers "
                              "(default: %(default)s).")
@@ -111,7 +132,8 @@ def add_step_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = step_parser("recs generate-candidates",
-                         "Write recs.candidates (user-item pairs to score) for one run date.",
+                         "Write recs.candidates (user-item pairs to score: a first stage above "
+                         "--max-pairs; below it, none unless --write-all-pairs) for one run date.",
                          add_step_arguments)
     parser.add_argument("--model-version", default=None,
                         help="First stage only: model whose towers rank items (default: current).")

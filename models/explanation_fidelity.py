@@ -7,7 +7,7 @@ rescored with the served student.
 
 - explanation_score_drop_share: the share of rows whose score falls.
 - explanation_rank_drop_vs_random_share: the share of rows whose rank among the user's candidates
-  (recs.candidates) falls further than when a random other history item (seeded) is removed
+  (every pair recs.scores scored for them) falls further than when a random other history item (seeded) is removed
   instead. Equal ranks count as not further.
 
 Each with its 95% bootstrap interval over rows. A row can be measured only if `because` names an
@@ -24,7 +24,7 @@ import torch
 
 from contract.delta_reader import padded_lists, read_partition
 from contract.layout import artifact_dir
-from contract.tables import FEATURES_USER_HISTORY, RECS_CANDIDATES, RECS_TOP_K
+from contract.tables import FEATURES_USER_HISTORY, RECS_SCORES, RECS_TOP_K
 from models import metrics
 from models.data import load_catalogue, tokenize
 from models.student import Student, load_student
@@ -109,7 +109,8 @@ def explanation_fidelity(lake: str, ds: str, version: str, sample: int = SAMPLE,
     other = np.array([rng.choice(np.setdiff1d(history[r][history[r] >= 0], [named[r]]))
                       for r in measured], dtype=np.int64)
 
-    candidates = read_partition(lake, RECS_CANDIDATES, ds, ["user_id", "item_id"])
+    # The candidates are the scored pairs: recs.candidates holds none when score generated them.
+    candidates = read_partition(lake, RECS_SCORES, ds, ["user_id", "item_id"])
     sampled_users, user_index = np.unique(users[measured], return_inverse=True)
     candidate_users = candidates["user_id"].to_numpy().astype(np.int64)
     keep = np.isin(candidate_users, sampled_users)

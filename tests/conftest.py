@@ -75,6 +75,57 @@ def same_rows(before, after, key=("user_id", "item_id")) -> bool:
         after.sort_values(key).reset_index(drop=True))
 
 
+def write_ingest_run(lake: str, row: dict) -> None:
+    """Replace raw.ingest_runs' row for row["ds"] with `row` (deltalake, no JVM)."""
+    import pyarrow as pa
+    from deltalake import DeltaTable, write_deltalake
+
+    from contract.tables import RAW_INGEST_RUNS
+
+    path = RAW_INGEST_RUNS.path(lake)
+    tables = pa.list_(pa.struct([("name", pa.string()), ("version", pa.int64()),
+                                 ("num_rows", pa.int64())]))
+    input_rows = pa.list_(pa.struct([("source_table", pa.string()), ("num_rows", pa.int64())]))
+    schema = (DeltaTable(path).to_pyarrow_dataset().schema if DeltaTable.is_deltatable(path)
+              else pa.schema([("run_id", pa.string()), ("source", pa.string()),
+                              ("committed_at", pa.timestamp("us", tz="UTC")), ("tables", tables),
+                              ("input_rows", input_rows), ("pending_run_id", pa.string()),
+                              ("pending_since", pa.timestamp("us", tz="UTC")),
+                              ("ds", pa.string())]))
+    write_deltalake(path, pa.Table.from_pylist([row], schema=schema), partition_by=["ds"],
+                    mode="overwrite", predicate=f"ds = '{row['ds']}'")
+
+
+def mark_ingested(lake: str, ds: str) -> None:
+    """Commit the `ds` rows the raw tables hold now, as ingest's last commit does: for tests that
+    write raw tables themselves (deltalake, no JVM)."""
+    import datetime as dt
+
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable
+
+    from contract.ingest_runs import INGESTED, KEPT_IN
+    from contract.tables import RAW_QUARANTINE
+
+    tables, quarantined = [], {}
+    for table in INGESTED:
+        if DeltaTable.is_deltatable(table.path(lake)):
+            found = DeltaTable(table.path(lake))
+            rows = found.to_pyarrow_table(filters=[("ds", "=", ds)])
+            tables.append({"name": table.name, "version": found.version(),
+                           "num_rows": rows.num_rows})
+            if table == RAW_QUARANTINE:
+                quarantined = {c["values"]: c["counts"]
+                               for c in pc.value_counts(rows["source_table"]).to_pylist()}
+    kept = {entry["name"]: entry["num_rows"] for entry in tables}
+    write_ingest_run(lake, {
+        "run_id": "test-run", "source": "test", "committed_at": dt.datetime.now(dt.timezone.utc),
+        "tables": tables,
+        "input_rows": [{"source_table": source, "num_rows": kept.get(table.name, 0)
+                        + quarantined.get(source, 0)} for source, table in KEPT_IN.items()],
+        "pending_run_id": None, "pending_since": None, "ds": ds})
+
+
 def small_scoring_lake(spark, lake: str, ds: str, users: int, items: int) -> str:
     """Synthetic raw tables and nightly-mode features (5-item histories, 1 negative) for ds."""
     from jobs import build_training_set, ingest

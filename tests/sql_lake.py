@@ -6,6 +6,7 @@ tests/unit/test_sql.py runs the examples on DuckDB, tests/spark/test_sql.py on S
 """
 
 import math
+import os
 
 import pyarrow as pa
 
@@ -92,3 +93,15 @@ def normalized(rows):
     def value(v):
         return round(v, 4) if isinstance(v, float) and not math.isnan(v) else v
     return [tuple(value(v) for v in row) for row in rows]
+
+
+def lake_files(lake: str) -> dict[str, tuple[int, int]]:
+    """Every file under the lake, with its size and modification time: equal before and after a
+    statement exactly when the statement changed nothing in the lake."""
+    found = {}
+    for folder, _, names in os.walk(lake):
+        for name in names:
+            stat = os.stat(os.path.join(folder, name))
+            found[os.path.relpath(os.path.join(folder, name), lake)] = (stat.st_size,
+                                                                       stat.st_mtime_ns)
+    return found

@@ -1,15 +1,18 @@
 """Delta I/O through Spark, at the edge: create tables from their definitions, replace one `ds`,
-read one `ds`. The JVM-free twin of the reader is `contract/delta_reader.py`."""
+read one `ds` (of a raw table, as its last committed ingest wrote it). The JVM-free twin of the
+reader is `contract/delta_reader.py`."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from contract.tables import Table
+from contract.ingest_runs import INGESTED, PREDATES_MARKER, version_to_read
+from contract.tables import RAW_INGEST_RUNS, Table
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +81,10 @@ def write_partition(df: DataFrame, lake: str, table: Table, ds: str) -> None:
     log.info("wrote %s ds=%s -> %s", table.name, ds, table.path(lake))
 
 
-def read_table(spark: SparkSession, lake: str, table: Table, missing_ok: bool = False
-               ) -> DataFrame | None:
-    """Every partition of `table`; None when it does not exist yet and `missing_ok`."""
+def read_table(spark: SparkSession, lake: str, table: Table, missing_ok: bool = False,
+               version: int | None = None) -> DataFrame | None:
+    """Every partition of `table` (at `version`, else the latest); None when it does not exist
+    yet and `missing_ok`."""
     from delta.tables import DeltaTable
 
     path = table.path(lake)
@@ -89,13 +93,51 @@ def read_table(spark: SparkSession, lake: str, table: Table, missing_ok: bool = 
             return None
         raise FileNotFoundError(f"{table.name} does not exist at {path}: run `recs {table.writer}` "
                                 "first")
-    return spark.read.format("delta").load(path)
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.load(path)
+
+
+def latest_version(spark: SparkSession, lake: str, table: Table) -> int:
+    from delta.tables import DeltaTable
+
+    return DeltaTable.forPath(spark, table.path(lake)).history(1).first()["version"]
+
+
+def ingest_run(spark: SparkSession, lake: str, ds: str) -> Row | dict | None:
+    """raw.ingest_runs' row for `ds`; None when there is none; PREDATES_MARKER when the lake has
+    no raw.ingest_runs at all."""
+    runs = read_table(spark, lake, RAW_INGEST_RUNS, missing_ok=True)
+    return PREDATES_MARKER if runs is None else runs.where(F.col("ds") == ds).first()
 
 
 def read_partition(spark: SparkSession, lake: str, table: Table, ds: str) -> DataFrame:
-    """The rows of one `ds` partition of `table` (without the ds column)."""
+    """The rows of one `ds` partition of `table` (without the ds column); of a table ingest
+    writes, as `read_ingested` reads them."""
+    if table in INGESTED:
+        return read_ingested(spark, lake, ds, (table,))[0]
+    return _partition(spark, lake, table, ds)
+
+
+def read_ingested(spark: SparkSession, lake: str, ds: str, tables: Sequence[Table]
+                  ) -> list[DataFrame]:
+    """The rows of `ds` in tables ingest writes (without the ds column) as the last ingest of
+    `ds` that committed wrote them, all as one raw.ingest_runs row records, so that a reader of
+    several sees one run (`contract/ingest_runs.py`); `NotCommitted` when none committed."""
+    latest = {}
+    for table in tables:
+        _partition(spark, lake, table, ds)  # a table that does not exist fails here, named
+        latest[table] = latest_version(spark, lake, table)  # before the row: see version_to_read
+    run = ingest_run(spark, lake, ds)
+    return [_partition(spark, lake, table, ds, version_to_read(run, table, ds, latest[table]))
+            for table in tables]
+
+
+def _partition(spark: SparkSession, lake: str, table: Table, ds: str, version: int | None = None
+               ) -> DataFrame:
     try:
-        rows = read_table(spark, lake, table)
+        rows = read_table(spark, lake, table, version=version)
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{e} (for ds={ds})") from None
     return rows.where(F.col("ds") == ds).drop("ds")

@@ -16,10 +16,11 @@ import sys
 from contract.layout import artifact_dir, new_model_version
 from contract.tables import ALL_TABLES
 from jobs.core.pipeline import BY_NAME, PIPELINE, steps
-from jobs.core.step import add_common_args, setup_logging
+from jobs.core.step import add_common_args, exit_on_error, setup_logging
 
 EXTRA_COMMANDS = {"sql": "jobs.ops.sql", "backfill": "jobs.ops.backfill",
-                  "check": "jobs.ops.quality", "package": "jobs.ops.package"}
+                  "check": "jobs.ops.quality", "package": "jobs.ops.package",
+                  "maintain": "jobs.maintain"}
 
 
 def run_parser() -> argparse.ArgumentParser:
@@ -46,11 +47,14 @@ def run_all(argv: list[str]) -> dict:
     """Every step of PIPELINE in order in this process; Spark steps share one session."""
     args = run_parser().parse_args(argv)
     setup_logging(args.log_level)
+    from jobs.build_training_set import require_lake_mode
     from jobs.core.delta import read_partition
     from jobs.core.registry import resolve_model_version
-    from jobs.core.spark import get_spark
+    from jobs.core.step import spark_session
 
-    spark = get_spark("recs-run", args.master)
+    # Before ingest: a run refused by build-training-set should not spend an ingest first.
+    require_lake_mode(args)
+    spark = spark_session("recs-run", args.master)
     common = ["--lake", args.lake, "--ds", args.ds]
     version = new_model_version(args.ds)
     model_step_args = {
@@ -122,11 +126,13 @@ def main(argv: list[str] | None = None) -> None:
         return
     name, rest = argv[0], argv[1:]
     if name == "run":
-        run_all(rest)
+        with exit_on_error("recs run"):
+            run_all(rest)
     elif name in BY_NAME or name in EXTRA_COMMANDS:
         module = BY_NAME[name].load() if name in BY_NAME else importlib.import_module(
             EXTRA_COMMANDS[name])
-        result = module.main(rest)
+        with exit_on_error(f"recs {name}"):
+            result = module.main(rest)
         if isinstance(result, int) and result:
             raise SystemExit(result)
     else:

@@ -1,14 +1,18 @@
 """`recs package`: the project's code as one archive for `spark-submit --py-files`.
 
-On a cluster, executors run the scoring UDF (which imports `udfs` and `models`) and the driver
-runs `jobs`; none of them has this checkout. The archive holds those packages (and `contract`, which
+On a cluster, executors run the UDFs (`udfs`, which import `contract`) and the driver runs
+`jobs` (and `models`); none of them has this checkout. The archive holds those packages (and `contract`, which
 both sides import), sources
 only, and Spark puts it on every Python path:
 
     spark-submit --master <cluster> --py-files dist/recs_jobs.zip <delta args> jobs/score.py ...
 
-Third-party packages (torch, transformers, pandas, pyarrow, ...) come from the cluster's Python
-environment, as they do for any PySpark job.
+Third-party packages come from the cluster's Python environment, as they do for any PySpark
+job. The driver runs every step, so it needs the whole of requirements.lock (torch and
+transformers build the run's scoring state). Executors' Python workers need much less: the UDFs
+score, rank and explain from float32 arrays with numpy (`udfs/scoring.py`), so they need only
+EXECUTOR_PACKAGES beside PySpark itself, not torch (a test runs the udfs from this archive in a
+Python where `import torch` fails).
 """
 
 from __future__ import annotations
@@ -21,6 +25,10 @@ from pathlib import Path
 PACKAGES = ("contract", "jobs", "models", "udfs")
 PROJECT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = PROJECT / "dist" / "recs_jobs.zip"
+# What executors' Python must have, beyond PySpark and this archive: pandas and pyarrow for
+# PySpark's Arrow UDFs, numpy for the scoring math, safetensors for the broadcast state,
+# threadpoolctl to hold numpy's BLAS to the task's CPUs.
+EXECUTOR_PACKAGES = ("numpy", "pandas", "pyarrow", "safetensors", "threadpoolctl")
 
 
 def build_archive(out: Path, root: Path = PROJECT) -> Path:
@@ -51,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="Archive to write (default: %(default)s).")
     args = parser.parse_args(argv)
     out = build_archive(args.out)
-    print(f"{out} ({out.stat().st_size:,} bytes); use: spark-submit --py-files {out} ...")
+    print(f"{out} ({out.stat().st_size:,} bytes); use: spark-submit --py-files {out} ...\n"
+          f"executors' Python needs, beside pyspark: {', '.join(EXECUTOR_PACKAGES)} (no torch)")
     return 0
 
 

@@ -4,11 +4,14 @@ JVM-free on purpose: a gate runs between two Spark steps (in the Airflow worker,
 `recs backfill`), and reading a few Delta logs and Parquet footers with `deltalake` takes well
 under a second where starting Spark would take tens of seconds.
 
-Two checks, both for one `ds` partition:
+Checks for one `ds` partition, each raw table read as every reader reads it (at the version
+ingest's commit marker raw.ingest_runs gives, `contract/ingest_runs.py`):
 - `--max-quarantine-fraction F`: for each raw table, quarantined / (ingested + quarantined) rows
   must not exceed F. Checked per table, because a catalogue that lost most of its items would
   hide behind a large, healthy interaction log in one overall fraction.
 - `--require TABLE ...`: each table exists and has rows for `ds` (what the next step reads).
+- With either of them on a raw table: an ingest of `ds` committed, each raw table holds the rows
+  its raw.ingest_runs row recorded, and every row read from the source is kept or quarantined.
 
 A failure exits non-zero with one line per problem naming the table and the counts.
 """
@@ -21,7 +24,21 @@ import sys
 from dataclasses import dataclass
 
 from contract.args import add_lake_arg, fraction, run_date
-from contract.tables import BY_NAME, RAW_INTERACTIONS, RAW_ITEMS, RAW_QUARANTINE, Table
+from contract.ingest_runs import (
+    INGESTED,
+    KEPT_IN,
+    PREDATES_MARKER,
+    NotCommitted,
+    row_accounting_problems,
+)
+from contract.tables import (
+    BY_NAME,
+    RAW_INGEST_RUNS,
+    RAW_INTERACTIONS,
+    RAW_ITEMS,
+    RAW_QUARANTINE,
+    Table,
+)
 from jobs.core.step import setup_logging
 
 log = logging.getLogger(__name__)
@@ -47,7 +64,6 @@ GATES = {
     "build-training-set": Gate(require=("features.items", "features.train_interactions",
                                         "features.training_examples",
                                         "features.user_history")),
-    "generate-candidates": Gate(require=("recs.candidates",)),
     "score": Gate(require=("recs.scores", "recs.top_k")),
     "evaluate": Gate(require=("recs.eval_metrics",)),
 }
@@ -59,13 +75,21 @@ class QualityError(RuntimeError):
     """A gate failed; the message has one line per problem."""
 
 
+def _dataset(lake: str, table: Table, ds: str):
+    """`table` as a pyarrow dataset as readers see `ds`; None when the table does not exist;
+    `NotCommitted` for a table ingest writes when no ingest of `ds` committed."""
+    from contract import delta_reader
+
+    found = (delta_reader.committed_table(lake, table, ds, missing_ok=True) if table in INGESTED
+             else delta_reader.delta_table(lake, table, missing_ok=True))
+    return None if found is None else found.to_pyarrow_dataset()
+
+
 def count_rows(lake: str, table: Table, ds: str) -> int | None:
     """Rows of `table` in partition `ds`; None when the table does not exist."""
     import pyarrow.compute as pc
 
-    from contract import delta_reader
-
-    dataset = delta_reader.dataset(lake, table, missing_ok=True)
+    dataset = _dataset(lake, table, ds)
     return None if dataset is None else dataset.count_rows(filter=pc.field("ds") == ds)
 
 
@@ -73,9 +97,7 @@ def quarantined_by_source(lake: str, ds: str) -> dict[str, int] | None:
     """Quarantined rows per `source_table` for `ds`; None when raw.quarantine does not exist."""
     import pyarrow.compute as pc
 
-    from contract import delta_reader
-
-    dataset = delta_reader.dataset(lake, RAW_QUARANTINE, missing_ok=True)
+    dataset = _dataset(lake, RAW_QUARANTINE, ds)
     if dataset is None:
         return None
     column = dataset.to_table(columns=["source_table"], filter=pc.field("ds") == ds)["source_table"]
@@ -87,9 +109,14 @@ def problems(lake: str, ds: str, max_quarantine_fraction: float | None = None,
              require: tuple[str, ...] | list[str] = ()) -> list[str]:
     """Every failed check for `ds`, one line each; empty when the gate passes."""
     found = []
+    if max_quarantine_fraction is not None or any(BY_NAME[name] in INGESTED for name in require):
+        found += ingest_run_problems(lake, ds)
     for name in require:
         table = BY_NAME[name]
-        rows = count_rows(lake, table, ds)
+        try:
+            rows = count_rows(lake, table, ds)
+        except NotCommitted:
+            continue  # ingest_run_problems named it
         if rows is None:
             found.append(f"{name}: table does not exist at {table.path(lake)} "
                          f"(run `recs {table.writer}` for ds={ds})")
@@ -102,8 +129,39 @@ def problems(lake: str, ds: str, max_quarantine_fraction: float | None = None,
     return found
 
 
+def ingest_run_problems(lake: str, ds: str) -> list[str]:
+    """No committed ingest of `ds`, or raw tables that disagree with its raw.ingest_runs row."""
+    from contract import delta_reader
+
+    run = delta_reader.ingest_run(lake, ds)
+    if run is PREDATES_MARKER:
+        log.warning("%s does not exist: the lake predates ingest's commit marker, so nothing "
+                    "says ds=%s was ingested whole (re-ingest it to check)", RAW_INGEST_RUNS.name, ds)
+        return []
+    if run is None:
+        return [f"{RAW_INGEST_RUNS.name}: no committed ingest for ds={ds}, so readers refuse its "
+                f"raw tables (run `recs ingest` for ds={ds})"]
+    if run["pending_run_id"] is not None:
+        log.warning("ds=%s: ingest run %s, started %s, has not committed (running, or it stopped "
+                    "between two commits); readers see run %s until one does", ds,
+                    run["pending_run_id"], run["pending_since"], run["run_id"])
+    found, rows = [], {}
+    for entry in run["tables"]:
+        rows[entry["name"]] = count_rows(lake, BY_NAME[entry["name"]], ds) or 0
+        if rows[entry["name"]] != entry["num_rows"]:
+            found.append(f"{entry['name']}: {rows[entry['name']]} rows for ds={ds}, but "
+                         f"{RAW_INGEST_RUNS.name} recorded {entry['num_rows']} (run "
+                         f"{run['run_id']})")
+    kept = {source: rows.get(table.name, 0) for source, table in KEPT_IN.items()}
+    input_rows = {entry["source_table"]: entry["num_rows"] for entry in run["input_rows"]}
+    return found + row_accounting_problems(input_rows, kept, quarantined_by_source(lake, ds) or {})
+
+
 def _quarantine_problems(lake: str, ds: str, limit: float) -> list[str]:
-    quarantined = quarantined_by_source(lake, ds)
+    try:
+        quarantined = quarantined_by_source(lake, ds)
+    except NotCommitted:
+        return []  # ingest_run_problems named it
     if quarantined is None:
         return [f"{RAW_QUARANTINE.name}: table does not exist at {RAW_QUARANTINE.path(lake)} "
                 f"(run `recs ingest` for ds={ds})"]
@@ -147,8 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="recs check",
         description="Data-quality gate for one run date, without Spark: fail (exit 1) when too "
-                    "many raw rows were quarantined or a table the next step needs is missing or "
-                    "empty. Each problem is printed naming the table and the counts.")
+                    "many raw rows were quarantined, a table the next step needs is missing or "
+                    "empty, or (when a raw table is judged) no ingest of --ds committed or its raw "
+                    "tables disagree with raw.ingest_runs. Each problem is printed naming the "
+                    "table and the counts.")
     add_lake_arg(parser)
     parser.add_argument("--ds", type=run_date, required=True,
                         help="Run date YYYY-MM-DD whose partitions are checked.")

@@ -9,18 +9,24 @@ Two engines, the same table names and the same example queries:
 
 `EXAMPLES` is the one copy of the example queries: `docs/SQL.md` embeds them verbatim (a test
 keeps the two equal) and the tests run each one on both engines against literal rows.
+
+Read-only: the lake's tables are the pipeline's outputs, and a DELETE or INSERT here would change
+what serving readers see without any step's validation. Each engine's own parser decides, before
+anything runs, that the text is exactly one query (or a SHOW / DESCRIBE / EXPLAIN); anything else
+is refused with `QueryRefused`.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 from dataclasses import dataclass
 
 from contract import delta_reader
-from contract.args import add_lake_arg
+from contract.args import add_lake_arg, positive_int
 from contract.tables import ALL_TABLES, Table
 
 
@@ -112,6 +118,14 @@ ORDER BY model, ds"""),
 }
 
 
+class QueryRefused(ValueError):
+    """The text is not one read-only query: `recs sql` never changes the lake."""
+
+
+READ_ONLY = ("recs sql is read-only: it runs one query (SELECT, WITH ... SELECT, VALUES) or one "
+             "SHOW, DESCRIBE or EXPLAIN")
+
+
 def existing_tables(lake: str) -> list[Table]:
     """Contract tables that exist as Delta tables at the lake."""
     return [t for t in ALL_TABLES if delta_reader.delta_table(lake, t, missing_ok=True)]
@@ -160,8 +174,43 @@ def register_spark_tables(spark, lake: str) -> list[str]:
     return names
 
 
+# Statements besides queries whose Spark plan only reads: catalog listings, descriptions, Delta's
+# history and detail, and EXPLAIN (it plans its statement and never runs it).
+SPARK_READ_ONLY_STATEMENTS = frozenset({
+    "ShowTables", "ShowNamespacesCommand", "ShowColumns", "ShowViews", "ShowFunctions",
+    "ShowTableProperties", "ShowPartitions", "ShowCreateTable", "ShowCatalogsCommand",
+    "ShowCurrentNamespaceCommand", "DescribeRelation", "DescribeColumn", "DescribeNamespace",
+    "DescribeFunction", "DescribeQueryCommand", "DescribeDeltaHistory",
+    "DescribeDeltaDetailCommand", "ExplainCommand",
+})
+
+
+def require_read_only_spark(spark, query: str) -> None:
+    """Raise QueryRefused unless `query` is one statement that only reads, by Spark's parser."""
+    from pyspark.errors import ParseException
+
+    parser = spark._jsparkSession.sessionState().sqlParser()
+    try:
+        plan = parser.parsePlan(query)
+    except ParseException as error:
+        # Also what several statements give ("SELECT 1; DELETE ..."): one statement per call.
+        raise QueryRefused(f"not one SQL statement ({READ_ONLY}): "
+                           f"{str(error).strip().splitlines()[0]}") from None
+    kind = plan.getClass().getSimpleName()
+    if kind in SPARK_READ_ONLY_STATEMENTS:
+        return
+    try:
+        # The grammar's `query` rule alone: SELECT, WITH ... SELECT, VALUES, TABLE t, FROM t
+        # SELECT; never DML, not even after WITH. A trailing `;` ends a statement, not a query.
+        parser.parseQuery(re.sub(r"[\s;]+$", "", query))
+    except ParseException:
+        raise QueryRefused(f"{READ_ONLY}; refused a {kind} statement") from None
+
+
 def run_spark(spark, lake: str, query: str):
-    """The query's result as a Spark DataFrame, with the lake registered."""
+    """The query's result as a Spark DataFrame, with the lake registered; QueryRefused unless
+    the query only reads."""
+    require_read_only_spark(spark, query)
     register_spark_tables(spark, lake)
     return spark.sql(query)
 
@@ -186,6 +235,28 @@ def duckdb_connect(lake: str):
     return con
 
 
+def require_read_only_duckdb(con, query: str) -> None:
+    """Raise QueryRefused unless `query` is one statement that only reads, by DuckDB's parser."""
+    statements = con.extract_statements(query)
+    if len(statements) != 1:
+        raise QueryRefused(f"{READ_ONLY}; refused {len(statements)} statements")
+    kind = statements[0].type.name
+    if kind == "EXPLAIN":
+        # EXPLAIN ANALYZE runs its statement: what it explains must be a query too.
+        explained = re.sub(r"^\s*EXPLAIN\s+(ANALY[SZ]E\s+)?", "", query, flags=re.IGNORECASE)
+        kinds = [s.type.name for s in con.extract_statements(explained)]
+        kind = "EXPLAIN " + kinds[0] if kinds != ["SELECT"] else "SELECT"
+    if kind != "SELECT":  # DuckDB parses SHOW, DESCRIBE, SUMMARIZE and VALUES as SELECT
+        raise QueryRefused(f"{READ_ONLY}; refused a {kind} statement")
+
+
+def run_duckdb(lake: str, query: str):
+    """The query's result as a DuckDB relation; QueryRefused unless the query only reads."""
+    con = duckdb_connect(lake)
+    require_read_only_duckdb(con, query)
+    return con.sql(query)
+
+
 # ---------------------------------------------------------------------------------------------
 # Command line
 
@@ -200,8 +271,10 @@ def examples_markdown() -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="recs sql",
-        description="Run one SQL query over the lake with every existing table registered under "
-                    "its name (raw.items, features.user_history, recs.top_k, ...).",
+        description="Run one read-only SQL query over the lake with every existing table "
+                    "registered under its name (raw.items, features.user_history, recs.top_k, "
+                    "...). Only queries (SELECT, WITH ... SELECT, VALUES) and SHOW, DESCRIBE and "
+                    "EXPLAIN run: anything that could change the lake is refused.",
         epilog="Examples: recs sql \"SELECT ds, COUNT(*) FROM raw.interactions GROUP BY ds\"; "
                "recs sql --example user_top_10 --engine duckdb; recs sql --list-examples; "
                "recs sql --ddl > lake.sql && spark-sql ... -i lake.sql (docs/SQL.md).")
@@ -219,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="spark: Spark SQL dialect, local Spark session; duckdb: DuckDB "
                              "dialect over Arrow, no JVM, starts in a second (default: "
                              "%(default)s).")
-    parser.add_argument("--max-rows", type=int, default=100,
+    parser.add_argument("--max-rows", type=positive_int, default=100,
                         help="Rows printed at most (default: %(default)s).")
     parser.add_argument("--master", default=None,
                         help="Spark master for --engine spark (default: local[*]).")
@@ -240,7 +313,7 @@ def main(argv: list[str] | None = None) -> None:
     query = args.query if args.example is None else EXAMPLES[args.example].sql
 
     if args.engine == "duckdb":
-        duckdb_connect(args.lake).sql(query).show(max_rows=args.max_rows)
+        run_duckdb(args.lake, query).show(max_rows=args.max_rows)
         return
     _keep_catalog_out_of_cwd()
     from jobs.core.spark import get_spark

@@ -8,7 +8,14 @@ import os
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs.sources.base import InputError, RawSource, read_headed_csv, read_headless, split_genres
+from jobs.sources.base import (
+    InputError,
+    RawSource,
+    read_checks,
+    read_headed_csv,
+    read_headless,
+    split_genres,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +49,17 @@ def read_movielens(spark: SparkSession, path: str) -> RawSource:
         tags = None
         if os.path.exists(join(path, "tags.csv")):
             tags = read_headed_csv(spark, join(path, "tags.csv"),
-                                   ["userId", "movieId", "tag", "timestamp"]).select(
-                F.col("userId").alias("user_id"), F.col("movieId").alias("item_id"), "tag",
-                "timestamp")
+                                   ["userId", "movieId", "tag", "timestamp"])
+            tags = tags.select(F.col("userId").alias("user_id"), F.col("movieId").alias("item_id"),
+                               "tag", "timestamp", *read_checks(tags))
         return RawSource(
             interactions=ratings.select(F.col("userId").alias("user_id"),
-                                        F.col("movieId").alias("item_id"), "timestamp", "rating"),
+                                        F.col("movieId").alias("item_id"), "timestamp", "rating",
+                                        *read_checks(ratings)),
             items=movies.select(F.col("movieId").alias("item_id"), "title",
                                 split_genres("genres").alias("genres"),
-                                F.lit(None).cast("string").alias("description")),
+                                F.lit(None).cast("string").alias("description"),
+                                *read_checks(movies)),
             tags=tags, timestamp_format="epoch_s", rating_range=(0.5, 5.0))
     if variant == "1m":
         latin1 = "ISO-8859-1"
@@ -59,9 +68,11 @@ def read_movielens(spark: SparkSession, path: str) -> RawSource:
         movies = read_headless(spark, join(path, "movies.dat"), "::",
                                 ["item_id", "title", "genres"], latin1)
         return RawSource(
-            interactions=ratings.select("user_id", "item_id", "timestamp", "rating"),
+            interactions=ratings.select("user_id", "item_id", "timestamp", "rating",
+                                        *read_checks(ratings)),
             items=movies.select("item_id", "title", split_genres("genres").alias("genres"),
-                                F.lit(None).cast("string").alias("description")),
+                                F.lit(None).cast("string").alias("description"),
+                                *read_checks(movies)),
             tags=None, timestamp_format="epoch_s", rating_range=(1.0, 5.0))
     latin1 = "ISO-8859-1"
     ratings = read_headless(spark, join(path, "u.data"), "\t",
@@ -72,7 +83,9 @@ def read_movielens(spark: SparkSession, path: str) -> RawSource:
     genres = F.filter(F.array(*[F.when(F.col(f) == "1", F.lit(g)) for f, g in
                                 zip(flags, ML_100K_GENRES)]), lambda g: g.isNotNull())
     return RawSource(
-        interactions=ratings.select("user_id", "item_id", "timestamp", "rating"),
+        interactions=ratings.select("user_id", "item_id", "timestamp", "rating",
+                                    *read_checks(ratings)),
         items=movies.select("item_id", "title", genres.alias("genres"),
-                            F.lit(None).cast("string").alias("description")),
+                            F.lit(None).cast("string").alias("description"),
+                            *read_checks(movies)),
         tags=None, timestamp_format="epoch_s", rating_range=(1.0, 5.0))

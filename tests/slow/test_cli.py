@@ -41,3 +41,19 @@ def test_jobs_run_under_spark_submit(tmp_path):
     examples = rows("features/training_examples")
     assert (len(examples), int(examples["label"].sum())) == (425, 85)
     assert examples["user_id"].nunique() == 15
+
+
+def test_a_failing_step_prints_one_line_naming_the_cause(tmp_path):
+    """All of stderr, the JVM's included: no stack trace, the cause last, at the default level."""
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text("user_id,item_id,timestamp\n1,2,1700000000\n")
+    recs = os.path.join(os.path.dirname(sys.executable), "recs")
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "RECS_SPARK_UI": "0"}
+    done = subprocess.run([recs, "ingest", "--lake", str(tmp_path / "lake"), "--ds", DS,
+                           "--master", "local[1]", "--source", "parquet", "--path", str(ratings),
+                           "--items-path", str(ratings)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr[-3000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("recs ingest: error: ") and f"{ratings} is not a Parquet file" in last
+    assert "Traceback" not in done.stderr and "\tat org.apache" not in done.stderr, done.stderr

@@ -39,8 +39,9 @@ def lake_with_candidates(spark, tmp_path_factory):
                               users=40, items=80)
     make_student(lake, "v1", known_items=list(range(1, 61)), seed=1)
     make_student(lake, "v2", known_items=list(range(1, 61)), seed=2)
+    # Every unseen pair written too: the kill test below scores them through the table.
     generate_candidates.run(spark, generate_candidates.build_parser().parse_args(
-        ["--lake", lake, "--ds", DS]))
+        ["--lake", lake, "--ds", DS, "--write-all-pairs"]))
     return lake
 
 
@@ -100,12 +101,14 @@ def test_a_scoring_run_killed_mid_write_leaves_the_previous_partition_intact(
     version_before = DeltaTable.forPath(spark, str(table_dir)).history(1).first().version
     files_before = data_files(table_dir)
 
-    # Twenty candidate files, each its own task on one core: the new partition is written file
-    # by file, so the kill lands between its first data file and its commit.
+    # Twenty candidate files scored through the table (--candidates-table), each its own task on
+    # one core: the new partition is written file by file, so the kill lands between its first
+    # data file and its commit.
     candidates = read_partition(spark, lake, RECS_CANDIDATES, DS)
     write_partition(candidates.repartition(20), lake, RECS_CANDIDATES, DS)
     job = submit(sys.executable, os.environ.get("PYTHONPATH", ""), "local[1]",
-                 ["--lake", lake, "--ds", DS, "--model-version", "v2"], tmp_path / "submit.log",
+                 ["--lake", lake, "--ds", DS, "--model-version", "v2", "--candidates-table"],
+                 tmp_path / "submit.log",
                  ["--conf", "spark.sql.files.openCostInBytes=1073741824"],
                  start_new_session=True)
     try:

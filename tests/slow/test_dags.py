@@ -20,7 +20,7 @@ from jobs.core import pipeline
 from jobs.core.spark import DELTA_PACKAGE
 from jobs.ops import backfill
 from jobs.sources import synthetic
-from tests.conftest import REPO, make_student
+from tests.conftest import REPO, make_student, mark_ingested
 from tests.slow.conftest import SMALL_SPARK
 
 BIN = Path(sys.executable).parent
@@ -86,8 +86,12 @@ def chain_of(*task_ids):
 def test_nightly_graph(dagbag):
     assert edges(dagbag.dags["recs_nightly"]) == chain_of(
         "ingest", "check_ingest", "build_training_set", "check_build_training_set",
-        "generate_candidates", "check_generate_candidates", "score", "check_score",
-        "is_evaluation_run", "evaluate", "check_evaluate")
+        "generate_candidates", "score", "check_score",
+        "is_evaluation_run", "evaluate", "check_evaluate", "maintain")
+    dag = dagbag.dags["recs_nightly"]
+    # maintain runs after a skipped evaluate, never after a failure.
+    assert dag.task_dict["maintain"].trigger_rule == "none_failed"
+    assert dag.task_dict["is_evaluation_run"].ignore_downstream_trigger_rules is False
 
 
 def test_training_graph(dagbag):
@@ -134,7 +138,8 @@ def test_nightly_spark_steps_are_the_backfill_defaults_in_pipeline_order(dagbag)
     dag = dagbag.dags["recs_nightly"]
     spark_tasks = [t for t in dag.topological_sort() if t.task_type == "SparkSubmitOperator"]
     steps = [t.task_id.replace("_", "-") for t in spark_tasks]
-    assert steps == list(backfill.DEFAULT_STEPS)
+    assert steps == [*backfill.DEFAULT_STEPS, "maintain"]
+    steps = steps[:-1]
     known = pipeline.step_names(engine="spark")
     assert steps == sorted(steps, key=known.index), "nightly steps out of pipeline order"
     for task in spark_tasks:
@@ -250,8 +255,8 @@ def canonical(frame):
 
 
 NIGHTLY_OUTPUTS = ("raw.interactions", "raw.items", "features.train_interactions",
-                   "features.training_examples", "features.user_history", "recs.candidates",
-                   "recs.scores", "recs.top_k")
+                   "features.training_examples", "features.user_history", "recs.scores",
+                   "recs.top_k")
 
 
 @pytest.mark.slow
@@ -259,7 +264,7 @@ def test_nightly_run_submits_real_spark_jobs_and_fills_every_table(nightly_run):
     env, done, _ = nightly_run
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
-    assert output.count("Spark-Submit cmd: spark-submit --master local[2]") == 4
+    assert output.count("Spark-Submit cmd: spark-submit --master local[2]") == 5
     assert f"--ds {DS}" in output
     lake = env["AIRFLOW_VAR_RECS_LAKE"]
     for table in NIGHTLY_OUTPUTS:
@@ -272,14 +277,23 @@ def test_nightly_run_submits_real_spark_jobs_and_fills_every_table(nightly_run):
     assert len(partition_rows(lake, "raw.items", DS)) == TINY["synthetic_items"]
     assert len(partition_rows(lake, "features.train_interactions", DS)) == len(events)
     assert len(partition_rows(lake, "features.user_history", DS)) == TINY["synthetic_users"]
-    # Every candidate scored; each user's top k (100) is its best min(100, candidates) scores.
-    candidates = partition_rows(lake, "recs.candidates", DS)
-    assert len(partition_rows(lake, "recs.scores", DS)) == len(candidates)
+    # Users x items fit under --max-pairs: score generated and scored every unseen pair itself,
+    # none written to recs.candidates; each user's top k (100) is its best min(100, unseen).
+    assert len(partition_rows(lake, "recs.candidates", DS)) == 0
+    seen = partition_rows(lake, "features.train_interactions", DS)
+    unseen = TINY["synthetic_items"] - seen.drop_duplicates(["user_id", "item_id"]).groupby(
+        "user_id").size()
+    assert len(partition_rows(lake, "recs.scores", DS)) == unseen.sum()
     top_k = partition_rows(lake, "recs.top_k", DS)
     assert top_k["user_id"].nunique() == TINY["synthetic_users"]
-    assert (top_k.groupby("user_id").size().to_dict()
-            == candidates.groupby("user_id").size().clip(upper=100).to_dict())
+    assert top_k.groupby("user_id").size().to_dict() == unseen.clip(upper=100).to_dict()
     assert set(top_k["model_version"]) == {"v1"}
+    # The run ended with maintain: every table it wrote was vacuumed last.
+    import deltalake
+
+    for table in NIGHTLY_OUTPUTS:
+        history = deltalake.DeltaTable(table_path(lake, table)).history()
+        assert [c["operation"] for c in history[:2]] == ["VACUUM END", "VACUUM START"], table
 
 
 @pytest.mark.slow
@@ -307,6 +321,7 @@ def test_gate_fails_the_run_naming_table_and_count_and_keeps_previous_ds(nightly
         [{"source_table": "interactions", "reason": "invalid_timestamp", "record": "{}",
           "ds": NEXT_DS}] * good, schema=quarantine.to_pyarrow_dataset().schema)
     deltalake.write_deltalake(table_path(lake, "raw.quarantine"), bad, mode="append")
+    mark_ingested(lake, NEXT_DS)  # and committed, as ingest's last commit would
 
     done = airflow(env, "dags", "test", "recs_nightly", f"{NEXT_DS}T02:00:00+00:00",
                    "--mark-success-pattern", "^ingest$",

@@ -10,6 +10,7 @@ from contract.tables import FEATURES_USER_HISTORY, RECS_TOP_K
 from jobs import build_training_set, generate_candidates, ingest, score
 from jobs.core import registry
 from jobs.core.delta import read_partition
+from models.student import load_student
 from tests.conftest import make_student, write
 
 DS, EARLIER = "2026-11-22", "2026-11-21"
@@ -75,15 +76,18 @@ def test_served_explanations_are_the_exact_split_of_the_served_score(spark, expl
     assert [[i for i, _ in row] for row in served] == [[i for i, _ in row] for row in direct]
     np.testing.assert_allclose([c for row in served for _, c in row],
                                [c for row in direct for _, c in row], rtol=1e-6)
-    # Every history term of the state's rows, named or not, plus the bias is the written score.
+    # Every history term of the state's rows, named or not, plus the bias is the written score:
+    # by the torch student itself, which the workers' numpy port never imports.
+    student, _ = load_student(registry.student_dir(explained_lake, "v1"))
+    item_vecs = torch.as_tensor(state.item_vecs)
     history = torch.as_tensor(state.history_rows[np.searchsorted(state.user_ids, users)]).long()
     mask = history >= 0
     with torch.no_grad():
-        per_position, bias = state.student.contributions(
-            state.item_vecs[history.clamp(min=0)] * mask.unsqueeze(-1), mask,
-            state.item_vecs[np.searchsorted(state.item_ids, items)])
+        per_position, bias = student.contributions(
+            item_vecs[history.clamp(min=0)] * mask.unsqueeze(-1), mask,
+            item_vecs[np.searchsorted(state.item_ids, items)])
         # recs.top_k.score is served: minus the popularity correction, a term of the item alone.
-        plain = top["score"] + state.student.popularity_penalty(torch.as_tensor(items)).numpy()
+        plain = top["score"] + student.popularity_penalty(torch.as_tensor(items)).numpy()
     np.testing.assert_allclose((per_position.sum(-1) + bias).numpy(), plain, rtol=1e-5, atol=1e-5)
 
 

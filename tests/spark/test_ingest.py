@@ -168,13 +168,13 @@ def test_bad_rows_are_quarantined_with_reasons_and_counts(spark, lake, tmp_path)
         "interactions.invalid_user_id": 2,
         "interactions.rating_out_of_range": 1,
         "interactions.unknown_item": 1,
-        "items.duplicate": 1,
+        "items.conflicting_duplicate": 1,
         "items.invalid_item_id": 1,
         "tags.unknown_item": 1,
     }
     assert interactions(spark, lake) == [(1, 10, ts(964982703), 4.0),
                                          (2, 20, ts(964982800), 3.0)]
-    assert items(spark, lake) == {  # the first of the duplicate 10s; the orphan tag dropped
+    assert items(spark, lake) == {  # the first of the conflicting 10s; the orphan tag dropped
         10: ("Heat (1995)", ["Action"], ["good"], "Heat (1995). Action. good"),
         20: ("Other (1990)", ["Drama"], [], "Other (1990). Drama"),
     }

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 
 from contract.tables import RECS_CANDIDATES, RECS_MODEL_REGISTRY, RECS_SCORES, RECS_TOP_K
-from jobs import build_training_set, generate_candidates, score
+from jobs import build_training_set, generate_candidates, ingest, score
 from jobs.core import registry
 from jobs.core.delta import read_partition
-from tests.conftest import make_student, same_rows, small_scoring_lake
+from tests.conftest import make_student, same_rows, small_scoring_lake, write
 from udfs.scoring import ScoringState
 
 DS = "2026-11-22"
@@ -18,7 +18,7 @@ def scored_lake(spark, tmp_path_factory):
                               users=12, items=30)
     make_student(lake, "v1", known_items=list(range(1, 21)), seed=1)
     generate_candidates.run(spark, generate_candidates.build_parser().parse_args(
-        ["--lake", lake, "--ds", DS]))
+        ["--lake", lake, "--ds", DS, "--write-all-pairs"]))
     score.run(spark, score.build_parser().parse_args(
         ["--lake", lake, "--ds", DS, "--model-version", "v1", "--k", "3"]))
     return lake
@@ -38,7 +38,7 @@ def test_udf_scores_equal_the_student_called_directly(spark, scored_lake):
     users, items = rows["user_id"].to_numpy(), rows["item_id"].to_numpy()
     u = state.user_vecs[np.searchsorted(state.user_ids, users)]
     i = state.item_vecs[np.searchsorted(state.item_ids, items)]
-    direct = ((u * i).sum(-1) / state.student.cfg.temperature).numpy()
+    direct = (u * i).sum(-1) / state.temperature
     np.testing.assert_allclose(rows["score"].to_numpy(), direct, rtol=1e-6, atol=1e-6)
     assert set(rows["model_version"]) == {"v1"}
 
@@ -104,7 +104,7 @@ def test_a_failed_scoring_run_leaves_the_previous_partition_readable(spark, scor
     candidates = read_partition(spark, scored_lake, RECS_CANDIDATES, DS)
     # An item with no vector makes the UDF raise part-way through writing the new partition.
     poisoned = candidates.unionByName(spark.createDataFrame(
-        [(1, 999_999, "all")], "user_id long, item_id long, source string"))
+        [(1, 999_999, "first_stage")], "user_id long, item_id long, source string"))
     write_partition(poisoned, scored_lake, RECS_CANDIDATES, DS)
     try:
         with pytest.raises(Exception, match="have no vector"):
@@ -114,3 +114,56 @@ def test_a_failed_scoring_run_leaves_the_previous_partition_readable(spark, scor
         assert same_rows(before, after)
     finally:
         write_partition(candidates.where("item_id != 999999"), scored_lake, RECS_CANDIDATES, DS)
+
+
+# A literal log: users 1-4 and what they saw before DS. Items 5-8 share one text and are unknown
+# to the student (no id embedding), so they share a vector and every user's scores tie on them:
+# the ranking must break those ties by item id, as the Window does. User 3 has 2 unseen items,
+# fewer than k.
+SAW = {1: [1, 2], 2: [3], 3: [1, 2, 3, 4, 5, 6], 4: [5]}
+LITERAL_TITLES = {1: "Haunted Crypt", 2: "Space Robot", 3: "Outlaw Sheriff", 4: "Love Letters",
+                  5: "Alien Galaxy", 6: "Alien Galaxy", 7: "Alien Galaxy", 8: "Alien Galaxy"}
+
+
+def test_unseen_pairs_scored_in_the_udf_equal_written_candidates_scored_and_ranked(
+        spark, tmp_path):
+    lake = str(tmp_path / "lake")
+    events = write(tmp_path / "events.csv", "user,item,at\n" + "".join(
+        f"{u},{i},2026-11-{n + 1:02d} 12:00:00\n" for u, items in SAW.items()
+        for n, i in enumerate(items)))
+    items = write(tmp_path / "items.csv",
+                  "id,title\n" + "".join(f"{i},{t}\n" for i, t in LITERAL_TITLES.items()))
+    ingest.run(spark, ingest.build_parser().parse_args(
+        ["--lake", lake, "--ds", DS, "--source", "csv", "--path", events, "--items-path", items,
+         "--user-col", "user", "--item-col", "item", "--timestamp-col", "at",
+         "--timestamp-format", "yyyy-MM-dd HH:mm:ss", "--item-id-col", "id"]))
+    build_training_set.run(spark, build_training_set.build_parser().parse_args(
+        ["--lake", lake, "--ds", DS, "--history-length", "5", "--negatives", "1"]))
+    make_student(lake, "v1", known_items=[1, 2, 3, 4], seed=5)
+    generate_candidates.run(spark, generate_candidates.build_parser().parse_args(
+        ["--lake", lake, "--ds", DS, "--write-all-pairs"]))
+    flags = ["--lake", lake, "--ds", DS, "--model-version", "v1", "--k", "3"]
+
+    def scored(extra):
+        score.run(spark, score.build_parser().parse_args(flags + extra))
+        scores = read_partition(spark, lake, RECS_SCORES, DS).toPandas()
+        top = read_partition(spark, lake, RECS_TOP_K, DS).toPandas()
+        return (scores.sort_values(["user_id", "item_id"]).reset_index(drop=True),
+                top.sort_values(["user_id", "rank"]).reset_index(drop=True))
+
+    written_scores, written_top = scored(["--candidates-table"])
+    scores, top = scored([])
+
+    unseen = {(u, i) for u in SAW for i in LITERAL_TITLES if i not in SAW[u]}
+    assert set(zip(scores.user_id, scores.item_id)) == unseen
+    assert scores[["user_id", "item_id"]].equals(written_scores[["user_id", "item_id"]])
+    np.testing.assert_allclose(scores["score"], written_scores["score"], rtol=1e-6, atol=1e-6)
+    assert top[["user_id", "rank", "item_id"]].equals(written_top[["user_id", "rank", "item_id"]])
+    np.testing.assert_allclose(top["score"], written_top["score"], rtol=1e-6, atol=1e-6)
+    assert ([[e["item_id"] for e in b] for b in top["because"]]
+            == [[e["item_id"] for e in b] for b in written_top["because"]])
+    assert top.groupby("user_id").size().to_dict() == {1: 3, 2: 3, 3: 2, 4: 3}
+    # The fixture does what it is for: tied scores, ranked by item id.
+    tied = top[top.duplicated(["user_id", "score"], keep=False)]
+    assert len(tied) >= 2
+    assert all(g["item_id"].is_monotonic_increasing for _, g in tied.groupby(["user_id", "score"]))

@@ -1,12 +1,14 @@
 import argparse
+import logging
 
 import pytest
 
 from contract.args import run_date
 from contract.tables import ALL_TABLES, markdown
 from jobs import build_training_set, ingest
+from jobs.core.step import exit_on_error, root_cause
 from jobs.ops import cli
-from tests.conftest import REPO
+from tests.conftest import REPO, write
 
 
 @pytest.mark.parametrize("value", ["2026-02-29", "2026-13-01", "2026-2-3", "20261122",
@@ -68,3 +70,43 @@ def test_tables_doc_matches_the_code():
 
 def test_every_table_is_partitioned_by_run_date_and_has_ds():
     assert all(t.partition_by == ("ds",) and t.column_names[-1] == "ds" for t in ALL_TABLES)
+
+
+def test_a_lake_that_is_a_file_is_refused_before_anything_runs(tmp_path, capsys):
+    lake = write(tmp_path / "lake", "not a directory\n")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["ingest", "--lake", lake, "--ds", "2026-11-22"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"recs ingest: error: argument --lake: {lake} is a file; the lake must be a directory "
+        "(or a path that does not exist yet)")
+
+
+@pytest.mark.parametrize("message, cause", [
+    ("[PATH_NOT_FOUND] Path does not exist: file:/in. SQLSTATE: 42K03\n\nJVM stacktrace:\n"
+     "org.apache.spark.sql.AnalysisException: ...\n\tat org.apache.spark.sql.Dataset.x(...)",
+     "[PATH_NOT_FOUND] Path does not exist: file:/in. SQLSTATE: 42K03"),
+    ("\n  An exception was thrown from the Python worker. Please see the stack trace below.\n"
+     "Traceback (most recent call last):\n  File \"udfs/scoring.py\", line 3, in score\n"
+     "ValueError: no item 7 in the student\n",
+     "ValueError: no item 7 in the student"),
+    ("", "KeyError"),
+])
+def test_root_cause_is_one_line(message, cause):
+    error = KeyError() if not message else RuntimeError(message)
+    assert root_cause(error) == cause
+
+
+def test_error_boundary_exits_with_one_line_and_logs_the_trace_only_at_debug(caplog):
+    def fail():
+        with exit_on_error("recs score"):
+            raise FileNotFoundError("no student artifact at /lake/models/v1/student")
+
+    for level, traced in ((logging.INFO, False), (logging.DEBUG, True)):
+        caplog.clear()
+        caplog.set_level(level)
+        with pytest.raises(SystemExit) as exit_info:
+            fail()
+        assert exit_info.value.code == (
+            "recs score: error: no student artifact at /lake/models/v1/student")
+        assert any(r.exc_info for r in caplog.records) is traced

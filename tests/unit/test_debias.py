@@ -12,13 +12,14 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from jobs import evaluate
+from jobs.score import build_state
 from models import debias
 from models.data import RankingTask
 from models.distill import popularity_beta, popularity_beta_arg
 from models.safe_weights import CONFIG, WEIGHTS, save_model
 from models.scoring import top_k
 from models.student import Student, StudentConfig, load_student
-from udfs.scoring import ScoringState, build_state
+from udfs.scoring import ScoringState
 
 # Twelve catalogue rows, 2-d vectors at 0..11 degrees from the one user's vector: at beta 0 the
 # ranking is the row order. Rows 0-2 are the head (100 train interactions each), 3-11 are cold.
@@ -45,7 +46,8 @@ def test_served_scores_lose_exactly_beta_log_one_plus_count_and_cold_items_lose_
                                     max_item_tokens=2, max_history=2)).eval()
     student.items.known_item_ids.copy_(torch.tensor([10, 20]))
     student.log_popularity.copy_(torch.log1p(torch.tensor([99.0, 3.0])))
-    catalogue = (np.array([10, 20, 30]), np.array([[1, 2], [3, 4], [5, 0]]),
+    ids = np.array([10, 20, 30])
+    catalogue = (ids, student.item_vectors(np.array([[1, 2], [3, 4], [5, 0]]), ids),
                  np.array([1, 2]), np.array([[0, 2], [1, -1]]))
     users, items = np.array([1, 1, 1, 2]), np.array([10, 20, 30, 20])
     plain = build_state(student, *catalogue).score_pairs(users, items)

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from jobs.score import build_state
 from models.explanation_fidelity import removal_effects, without
 from models.student import Student, StudentConfig
 from udfs.scoring import ScoringState
@@ -38,16 +39,44 @@ def test_contributions_add_up_to_the_score():
     assert (per_position[mask] != 0).all() and (bias != 0).all()
 
 
-def literal_state() -> ScoringState:
+def test_the_numpy_decomposition_workers_run_is_the_students():
+    student = tiny_student(seed=3)
+    torch.manual_seed(3)
+    item_ids = np.arange(100, 109)
+    item_vecs = F.normalize(torch.randn(9, 8), dim=-1)
+    history = np.array([[0, 3, 3, 5, 8, -1], [2, -1, -1, -1, -1, -1], [1, 2, 3, 4, 5, 6]])
+    state = build_state(student, item_ids, item_vecs, np.array([30, 10, 20]), history)
+    users, items = np.array([10, 20, 30, 30]), np.array([101, 108, 100, 107])
+    rows = state.history_rows[np.searchsorted(state.user_ids, users)].astype(np.int64)
+    mask = rows >= 0
+    vecs = state.item_vecs[np.maximum(rows, 0)] * mask[..., None]
+    candidates = state.item_vecs[items - 100]
+    terms, bias = state.contributions(vecs, mask, candidates)
+    with torch.no_grad():
+        expected = student.contributions(torch.as_tensor(vecs), torch.as_tensor(mask),
+                                         torch.as_tensor(candidates))
+    np.testing.assert_allclose(terms, expected[0].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bias, expected[1].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(terms.sum(-1) + bias, state.score_pairs(users, items), rtol=1e-5,
+                               atol=1e-5)
+    assert (terms[~mask] == 0).all() and (terms[mask] != 0).all()
+
+
+LITERAL_ITEM_IDS = np.array([10, 20, 30, 40, 50])
+LITERAL_ITEM_VECS = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.6, 0.8], [0.8, 0.6]])
+
+
+def literal_student() -> Student:
     """2-d items, an identity user tower with equal weights: each term is h_j . i / (n T)."""
-    student = Student(StudentConfig(vocab_size=5, pad_token_id=0, num_known_items=1, dim=2,
-                                    max_history=4)).eval()
-    item_ids = np.array([10, 20, 30, 40, 50])
-    item_vecs = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.6, 0.8], [0.8, 0.6]])
+    return Student(StudentConfig(vocab_size=5, pad_token_id=0, num_known_items=1, dim=2,
+                                 max_history=4)).eval()
+
+
+def literal_state() -> ScoringState:
     # User 7 saw 20, 40 and 10 twice: their user vector points along (2.6, 1.8). User 8 saw 30.
     history = np.array([[1, 3, 0, 0], [2, -1, -1, -1]], dtype=np.int32)
-    users = student.user_vectors(item_vecs, history)
-    return ScoringState(student, np.array([7, 8]), users, item_ids, item_vecs, history)
+    return build_state(literal_student(), LITERAL_ITEM_IDS, LITERAL_ITEM_VECS, np.array([7, 8]),
+                       history)
 
 
 def test_explanations_name_what_pulls_the_user_towards_the_item_by_exact_terms():
@@ -83,13 +112,12 @@ def test_without_removes_every_occurrence_and_moves_the_rest_up():
 
 
 def test_removal_effects_on_literal_vectors():
-    state = literal_state()
     # History 10 = (1, 0) and 20 = (0, 1); the item 40 = (0.6, 0.8) owes more to 20. Without 20
     # the user is (1, 0) and 50 overtakes 40; without 10 the user is (0, 1) and 40 stays first.
     history = np.array([[0, 1], [0, 1]])
     candidates = np.array([[False, False, True, True, True]] * 2)
     score_fell, rank_fell_further = removal_effects(
-        state.student, state.item_ids, state.item_vecs, history, items=np.array([3, 3]),
+        literal_student(), LITERAL_ITEM_IDS, LITERAL_ITEM_VECS, history, items=np.array([3, 3]),
         named=np.array([1, 0]), other=np.array([0, 1]), candidates=candidates)
     assert score_fell.tolist() == [True, True]  # either removal lowers 40's score...
     assert rank_fell_further.tolist() == [True, False]  # ...only 20's costs it its rank

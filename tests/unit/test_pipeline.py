@@ -36,7 +36,7 @@ def test_pipeline_names_are_unique():
 
 
 def test_readme_step_table_is_in_pipeline_order():
-    assert step_table("README.md", "## Running steps") == [*STEPS, "run"]
+    assert step_table("README.md", "## Running steps") == [*STEPS, "run", "maintain"]
 
 
 def test_architecture_data_flow_table_is_in_pipeline_order():

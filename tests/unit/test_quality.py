@@ -3,9 +3,11 @@
 import pyarrow as pa
 import pytest
 
+from contract import delta_reader
 from contract.tables import BY_NAME
 from jobs.core import pipeline
 from jobs.ops import quality
+from tests.conftest import mark_ingested, write_ingest_run
 
 DS, OLD_DS = "2026-11-22", "2026-11-21"
 
@@ -17,8 +19,8 @@ def write(lake, name, rows, columns):
     write_deltalake(BY_NAME[name].path(lake), data, partition_by=["ds"], mode="append")
 
 
-def raw_lake(lake, ds, interactions, items, quarantined):
-    """quarantined: {source_table: rows}."""
+def raw_lake(lake, ds, interactions, items, quarantined, commit=True):
+    """quarantined: {source_table: rows}; `commit`: with the ingest run recording them."""
     write(lake, "raw.interactions",
           [{"ds": ds, "user_id": i, "item_id": 1} for i in range(interactions)],
           [("ds", pa.string()), ("user_id", pa.int64()), ("item_id", pa.int64())])
@@ -29,6 +31,8 @@ def raw_lake(lake, ds, interactions, items, quarantined):
            for source, n in quarantined.items() for _ in range(n)],
           [("ds", pa.string()), ("source_table", pa.string()), ("reason", pa.string()),
            ("record", pa.string())])
+    if commit:
+        mark_ingested(lake, ds)
 
 
 def test_passes_within_the_threshold(lake):
@@ -83,16 +87,60 @@ def test_missing_table_and_empty_partition_are_named(lake):
     found = quality.problems(lake, DS, None, ["raw.items", "features.user_history"])
     missing = BY_NAME["features.user_history"].path(lake)
     assert found == [
-        f"raw.items: 0 rows for ds={DS}; the next step needs rows",
+        NOT_COMMITTED,
         f"features.user_history: table does not exist at {missing} "
         f"(run `recs build-training-set` for ds={DS})",
     ]
+    raw_lake(lake, DS, interactions=0, items=0, quarantined={"items": 1})
+    assert quality.problems(lake, DS, None, ["raw.items"]) == [
+        f"raw.items: 0 rows for ds={DS}; the next step needs rows"]
 
 
 def test_missing_quarantine_table_fails_the_quarantine_check(lake):
     assert quality.problems(lake, DS, 0.05) == [
         (f"raw.quarantine: table does not exist at {BY_NAME['raw.quarantine'].path(lake)} "
          f"(run `recs ingest` for ds={DS})")]
+
+
+NOT_COMMITTED = (f"raw.ingest_runs: no committed ingest for ds={DS}, so readers refuse its raw "
+                 f"tables (run `recs ingest` for ds={DS})")
+
+
+def test_raw_tables_without_a_committed_ingest_fail_whatever_they_hold(lake):
+    """What a process killed between two of ingest's commits leaves (a first ingest of ds): the
+    marker table exists (ingest creates it first) without a row for ds."""
+    raw_lake(lake, "2026-01-01", interactions=1, items=1, quarantined={})
+    raw_lake(lake, DS, interactions=95, items=10, quarantined={"interactions": 5}, commit=False)
+    assert quality.problems(lake, DS, 0.05, ["raw.interactions", "raw.items"]) == [NOT_COMMITTED]
+    with pytest.raises(quality.QualityError, match="no committed ingest"):
+        quality.check_step(lake, DS, "ingest", 0.05)
+
+
+def test_a_lake_written_before_the_commit_marker_is_judged_on_its_rows(lake, caplog):
+    raw_lake(lake, DS, interactions=95, items=10, quarantined={"interactions": 5}, commit=False)
+    assert quality.problems(lake, DS, 0.05, ["raw.interactions", "raw.items"]) == []
+    assert "predates ingest's commit marker" in caplog.text
+    assert quality.problems(lake, DS, 0.04)  # the quarantine share is still judged
+
+
+def test_raw_tables_that_disagree_with_their_ingest_run_fail(lake):
+    raw_lake(lake, DS, interactions=95, items=10, quarantined={"interactions": 5})
+    write(lake, "raw.interactions", [{"ds": DS, "user_id": 7, "item_id": 1}],
+          [("ds", pa.string()), ("user_id", pa.int64()), ("item_id", pa.int64())])
+    assert quality.problems(lake, DS, None, ["raw.interactions"]) == [
+        f"raw.interactions: 96 rows for ds={DS}, but raw.ingest_runs recorded 95 (run test-run)",
+        "raw.interactions: 100 rows read from the source, but 96 kept + 5 quarantined"]
+
+
+def test_a_pending_ingest_is_judged_at_the_versions_of_the_committed_one(lake):
+    """A re-ingest stopped after its first table: the check sees the committed run, whole."""
+    raw_lake(lake, DS, interactions=95, items=10, quarantined={"interactions": 5})
+    committed = delta_reader.ingest_run(lake, DS)
+    write_ingest_run(lake, {**committed, "pending_run_id": "r2", "pending_since": None})
+    write(lake, "raw.interactions", [{"ds": DS, "user_id": 7, "item_id": 1}] * 50,
+          [("ds", pa.string()), ("user_id", pa.int64()), ("item_id", pa.int64())])
+    assert quality.count_rows(lake, BY_NAME["raw.interactions"], DS) == 95
+    assert quality.problems(lake, DS, 0.05, ["raw.interactions", "raw.items"]) == []
 
 
 def test_passing_main_prints_and_exits_zero(lake, capsys):

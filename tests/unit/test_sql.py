@@ -10,7 +10,7 @@ import pytest
 
 from jobs.ops import sql
 from tests.conftest import REPO
-from tests.sql_lake import EXPECTED, normalized
+from tests.sql_lake import EXPECTED, lake_files, normalized, write_literal_lake
 
 
 def test_literal_tables_follow_the_registry(literal_lake):
@@ -88,3 +88,34 @@ def test_ddl_registers_existing_tables_for_spark_sql(literal_lake, capsys):
                              ("recs.top_k", "recs/top_k"),
                              ("recs.eval_metrics", "recs/eval_metrics"))),
     ]
+
+
+# Each would change the lake, or DuckDB's view of it, were it run; {lake} is the lake root.
+DUCKDB_WRITES = {
+    "delete": "DELETE FROM recs.top_k WHERE ds = '2026-11-22'",
+    "insert": "INSERT INTO recs.top_k SELECT * FROM recs.top_k",
+    "update": "UPDATE recs.top_k SET score = 0",
+    "merge": "MERGE INTO recs.top_k AS t USING recs.scores AS s "
+             "ON t.user_id = s.user_id AND t.item_id = s.item_id WHEN MATCHED THEN DELETE",
+    "drop": "DROP VIEW recs.top_k",
+    "create": "CREATE TABLE recs.copy AS SELECT * FROM recs.top_k",
+    "several_statements": "SELECT 1; DELETE FROM recs.top_k",
+    "copy_into_the_lake": "COPY (SELECT * FROM recs.top_k) TO '{lake}/recs/top_k/stray.parquet'",
+    "explain_analyze_copy": "EXPLAIN ANALYZE COPY (SELECT 1 AS a) TO '{lake}/raw/items/x.parquet'",
+}
+
+
+@pytest.mark.parametrize("name", sorted(DUCKDB_WRITES))
+def test_duckdb_refuses_anything_that_could_write(tmp_path, name):
+    lake = write_literal_lake(str(tmp_path / "lake"))
+    before = lake_files(lake)
+    with pytest.raises(sql.QueryRefused, match="recs sql is read-only"):
+        sql.main(["--engine", "duckdb", "--lake", lake, DUCKDB_WRITES[name].format(lake=lake)])
+    assert lake_files(lake) == before
+
+
+@pytest.mark.parametrize("query", ["SHOW TABLES", "DESCRIBE recs.top_k", "SUMMARIZE recs.scores",
+                                   "EXPLAIN SELECT * FROM recs.top_k", "VALUES (1)",
+                                   "WITH t AS (SELECT 1 AS a) SELECT a FROM t;"])
+def test_duckdb_runs_read_only_statements(literal_lake, query):
+    assert sql.run_duckdb(literal_lake, query).fetchall()
