@@ -1,7 +1,7 @@
 """Score every candidate pair with the student inside Spark; write recs.scores and recs.top_k.
 
     spark-submit jobs/score.py --lake L --ds D [--model-version V] [--k 100] [--no-explain]
-        [--candidates-table]
+        [--candidates-table] [--top-k-only]
 
 Without a first stage (recs.candidates holds no `first_stage` rows for `ds`: generate-candidates
 found users x items under its --max-pairs), the candidates are every unseen pair, and this job
@@ -158,7 +158,8 @@ def rows_written(spark: SparkSession, lake: str, table) -> int:
     from delta.tables import DeltaTable
 
     commit = DeltaTable.forPath(spark, table.path(lake)).history(1).first()
-    return int(commit["operationMetrics"]["numOutputRows"])
+    # A commit that wrote no file (--top-k-only's empty recs.scores) carries no row count.
+    return int(commit["operationMetrics"].get("numOutputRows", 0))
 
 
 def run(spark: SparkSession, args: argparse.Namespace) -> dict:
@@ -177,23 +178,33 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
             # Both passes read the users and their seen items: kept, as they are small.
             blocks = with_seen(users, train).repartition(partitions).persist()
             try:
-                write_partition(score_unseen(blocks, shared, version), args.lake, RECS_SCORES,
-                                args.ds)
-                write_partition(best_unseen(blocks, shared, args.k, version, args.explain),
-                                args.lake, RECS_TOP_K, args.ds)
+                scores = score_unseen(blocks, shared, version)
+                best = best_unseen(blocks, shared, args.k, version, args.explain)
+                write_scores(scores, args)
+                write_partition(best, args.lake, RECS_TOP_K, args.ds)
             finally:
                 blocks.unpersist()
         else:
-            write_partition(score_pairs(candidates, pair_score_udf(shared), version),
-                            args.lake, RECS_SCORES, args.ds)
-            scores = read_partition(spark, args.lake, RECS_SCORES, args.ds)
-            explain = explanation_udf(shared) if args.explain else None
-            write_partition(top_k(scores, args.k, explain), args.lake, RECS_TOP_K, args.ds)
+            scores = score_pairs(candidates, pair_score_udf(shared), version)
+            write_scores(scores, args)
+            if not args.top_k_only:
+                # Ranked from what was written rather than scoring every pair a second time.
+                scores = read_partition(spark, args.lake, RECS_SCORES, args.ds)
+            explain_udf = explanation_udf(shared) if args.explain else None
+            write_partition(top_k(scores, args.k, explain_udf), args.lake, RECS_TOP_K, args.ds)
     finally:
         shared.destroy()
     counts = {t.name: rows_written(spark, args.lake, t) for t in (RECS_SCORES, RECS_TOP_K)}
     log.info("score ds=%s model %s: %s", args.ds, version, counts)
     return counts
+
+
+def write_scores(scores: DataFrame, args: argparse.Namespace) -> None:
+    """recs.scores for ds: every scored pair, or with --top-k-only no row at all, so that no
+    earlier run's scores for ds are left beside this run's top_k."""
+    if args.top_k_only:
+        scores = scores.limit(0)
+    write_partition(scores, args.lake, RECS_SCORES, args.ds)
 
 
 def add_step_arguments(parser: argparse.ArgumentParser) -> None:
@@ -210,6 +221,12 @@ def add_step_arguments(parser: argparse.ArgumentParser) -> None:
                              "unseen pair (written by generate-candidates --write-all-pairs), "
                              "instead of generating those pairs inside the UDF: slower, for "
                              "comparing the two paths or scoring a hand-made candidate set.")
+    parser.add_argument("--top-k-only", action="store_true",
+                        help="Write recs.top_k only and leave the ds partition of recs.scores "
+                             "empty: for catalogues where every pair's row is more than anyone "
+                             "will read (1B pairs are about 10 GB of Parquet). What needs every "
+                             "score then lacks it: evaluate's cold-only ranking, and the score "
+                             "gate, which requires recs.scores rows.")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -63,6 +63,9 @@ def test_maintain_compacts_the_day_and_vacuums_orphans_past_retention(spark, lak
         ["--lake", lake, "--ds", DS]))
 
     assert done == {"recs.scores": {"files_removed": 4, "files_added": 1}}
+    # VACUUM listed the table in a few tasks per core, not Spark's default 10,000.
+    assert spark.conf.get(maintain.LISTING_PARALLELISM) == str(
+        maintain.LISTING_TASKS_PER_CORE * spark.sparkContext.defaultParallelism)
     assert not os.path.exists(stale)
     assert os.path.exists(in_flight)  # younger than the retention: never a reader's loss
     # The day's partition: the same rows, in one file; the other day's is left as it was.

@@ -167,3 +167,10 @@ def test_unseen_pairs_scored_in_the_udf_equal_written_candidates_scored_and_rank
     tied = top[top.duplicated(["user_id", "score"], keep=False)]
     assert len(tied) >= 2
     assert all(g["item_id"].is_monotonic_increasing for _, g in tied.groupby(["user_id", "score"]))
+    # --top-k-only: the same recs.top_k on both paths, and recs.scores emptied for ds rather
+    # than left holding the previous run's rows.
+    for extra in (["--candidates-table"], []):
+        only_scores, only_top = scored(["--top-k-only", *extra])
+        assert len(only_scores) == 0
+        assert only_top[["user_id", "rank", "item_id"]].equals(top[["user_id", "rank", "item_id"]])
+        np.testing.assert_allclose(only_top["score"], top["score"], rtol=1e-6, atol=1e-6)
