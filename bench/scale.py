@@ -1,7 +1,8 @@
 """Nightly candidates + scoring at growing synthetic scales: wall time and peak memory.
 
     python bench/scale.py --lake /tmp/scale --student-dir L/models/V/student \\
-        [--pairs 1000000,10000000,100000000] [--items 10000] [--no-explain] [--write-limit]
+        [--pairs 1000000,10000000,100000000] [--items 10000] [--no-explain] [--top-k-only]
+        [--write-limit]
 
 For each size, users = pairs / items on a synthetic catalogue of `--items` items (ingested and
 turned into features untimed), then `generate-candidates` and `score` run as spark-submit jobs
@@ -105,6 +106,9 @@ def main() -> None:
                    help="JVM heap in local mode; the JVM peak follows it, not the pairs")
     p.add_argument("--no-explain", action="store_true",
                    help="score without recs.top_k.because, to measure what explaining costs")
+    p.add_argument("--top-k-only", action="store_true",
+                   help="score with --top-k-only: recs.top_k alone, no recs.scores rows (the "
+                        "flag for catalogues too large to write every pair)")
     p.add_argument("--write-limit", action="store_true",
                    help="per size, also measure score against the raw write of its rows "
                         "(bench/write_limit.py)")
@@ -121,7 +125,8 @@ def main() -> None:
         ds = f"2026-01-{n + 1:02d}"
         users = max(1, pairs // args.items)
         prepare(args.lake, ds, users, args.items, args.student_dir, "scale")
-        score_flags = ["--model-version", "scale", *(["--no-explain"] if args.no_explain else [])]
+        score_flags = ["--model-version", "scale", *(["--no-explain"] if args.no_explain else []),
+                       *(["--top-k-only"] if args.top_k_only else [])]
         for step, module, flags in (("generate-candidates", generate_candidates,
                                      ["--max-pairs", str(10 * pairs)]),
                                     ("score", score, score_flags)):
@@ -138,7 +143,8 @@ def main() -> None:
             run_sampled([spark_submit, "--master", args.master, "--driver-memory",
                          args.driver_memory, *delta_submit_args(python), "--conf",
                          "spark.ui.enabled=false", str(Path(__file__).with_name("write_limit.py")),
-                         "--lake", args.lake, "--ds", ds, *score_flags], env, log)
+                         "--lake", args.lake, "--ds", ds, "--model-version", "scale",
+                         *(["--no-explain"] if args.no_explain else [])], env, log)
             print("".join(line for line in log.read_text().splitlines(keepends=True)
                           if line.startswith("|") or " pairs (ds " in line), flush=True)
 
