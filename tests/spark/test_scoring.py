@@ -95,6 +95,13 @@ def test_first_stage_keeps_unseen_top_items_when_all_pairs_are_too_many(spark, s
     assert max(per_user) <= 6 and min(per_user) >= 4
     assert candidates.join(train, ["user_id", "item_id"]).count() == 0
     assert {r.source for r in candidates.select("source").distinct().collect()} == {"first_stage"}
+    # The first stage is exact, not approximate: each user's 4 best unseen items by the served
+    # score (recs.scores, every unseen pair scored) are among its candidates.
+    scores = read_partition(spark, scored_lake, RECS_SCORES, DS).toPandas()
+    exhaustive = (scores.sort_values(["user_id", "score", "item_id"],
+                                     ascending=[True, False, True]).groupby("user_id").head(4))
+    kept = {(r.user_id, r.item_id) for r in candidates.select("user_id", "item_id").collect()}
+    assert set(zip(exhaustive.user_id, exhaustive.item_id)) <= kept
 
 
 def test_a_failed_scoring_run_leaves_the_previous_partition_readable(spark, scored_lake):
