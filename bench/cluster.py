@@ -20,12 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
+
+from scale import run_sampled  # bench/scale.py: this script's directory is on sys.path
 
 from contract.tables import RECS_TOP_K
 from jobs import score
@@ -49,12 +49,8 @@ def spark_submit(master: str, flags: list[str], score_args: list[str], log: Path
                *delta_submit_args(python), "--conf", "spark.ui.enabled=false",
                score.__file__, *score_args]
     env = {**os.environ, "PYSPARK_PYTHON": python, "PYSPARK_DRIVER_PYTHON": python}
-    started = time.perf_counter()
-    with log.open("w") as out:
-        done = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    if done.returncode != 0:
-        raise SystemExit(f"recs score under {master} failed ({done.returncode}); see {log}")
-    return time.perf_counter() - started
+    seconds, _ = run_sampled(command, env, log)
+    return seconds
 
 
 def tasks_per_executor(event_dir: Path) -> tuple[Counter, Counter]:
