@@ -32,14 +32,14 @@ def test_jobs_run_under_spark_submit(tmp_path):
         return frame
 
     # The generator, the split and the negative sampler are all seeded, so the counts are exact:
-    # 120 events of 15 users; each user with >= 5 holds out max(1, floor(0.2 n)), 20 in all;
-    # each of the 85 train interactions with an earlier one makes a group of 1 positive and 4
+    # 128 events of 15 users; each user with >= 5 holds out max(1, floor(0.2 n)), 20 in all;
+    # each of the 93 train interactions with an earlier one makes a group of 1 positive and 4
     # negatives.
-    assert (len(rows("raw/interactions")), len(rows("raw/items"))) == (120, 40)
-    assert len(rows("features/train_interactions")) == 100
+    assert (len(rows("raw/interactions")), len(rows("raw/items"))) == (128, 40)
+    assert len(rows("features/train_interactions")) == 108
     assert len(rows("features/test_interactions")) == 20
     examples = rows("features/training_examples")
-    assert (len(examples), int(examples["label"].sum())) == (425, 85)
+    assert (len(examples), int(examples["label"].sum())) == (465, 93)
     assert examples["user_id"].nunique() == 15
 
 

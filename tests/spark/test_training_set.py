@@ -57,8 +57,8 @@ def test_no_leakage(spark, synthetic_lake):
     train = read_partition(spark, lake, FEATURES_TRAIN, DS)
     test = read_partition(spark, lake, FEATURES_TEST, DS)
     histories = read_partition(spark, lake, FEATURES_USER_HISTORY, DS)
-    # Seeded generator and sampler: 582 events, 100 held out; 442 groups of 1 + 3 negatives.
-    assert (test.count(), examples.count()) == (100, 1768)
+    # Seeded generator and sampler: 656 events, 115 held out; 501 groups of 1 + 3 negatives.
+    assert (test.count(), examples.count()) == (115, 2004)
 
     # Every history item was interacted with strictly before its target.
     history = examples.select("user_id", "target_ts", F.explode("history_item_ids").alias("item_id"))
