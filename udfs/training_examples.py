@@ -26,8 +26,7 @@ class ExampleSpec:
 
 EXAMPLE_IDS_SCHEMA = ("user_id long, position long, item_id long, label int, target_seconds long, "
                       "split string, history_item_ids array<long>")
-EXAMPLE_IDS_COLUMNS = ["user_id", "position", "item_id", "label", "target_seconds", "split",
-                       "history_item_ids"]
+EXAMPLE_IDS_COLUMNS = [field.split()[0] for field in EXAMPLE_IDS_SCHEMA.split(", ")]
 
 
 def _negative_sampler(positives: set, popular_ids: np.ndarray, popular_cdf: np.ndarray, k: int):
