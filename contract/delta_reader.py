@@ -32,6 +32,21 @@ def dataset(lake: str, table: Table, missing_ok: bool = False) -> pds.Dataset | 
     return None if found is None else found.to_pyarrow_dataset()
 
 
+def partition_dataset(lake: str, table: Table, ds: str) -> pds.Dataset | None:
+    """`table` as a pyarrow dataset as readers see `ds` (a table ingest writes: at the version
+    `committed_table` resolves); None when the table does not exist."""
+    found = (committed_table(lake, table, ds, missing_ok=True) if table in INGESTED
+             else delta_table(lake, table, missing_ok=True))
+    return None if found is None else found.to_pyarrow_dataset()
+
+
+def count_rows(lake: str, table: Table, ds: str) -> int | None:
+    """Rows of `table` in partition `ds`, from Parquet footers (no data page is read); None when
+    the table does not exist."""
+    dataset = partition_dataset(lake, table, ds)
+    return None if dataset is None else dataset.count_rows(filter=pc.field("ds") == ds)
+
+
 def ingest_run(lake: str, ds: str) -> dict | None:
     """raw.ingest_runs' row for `ds`; None when there is none; PREDATES_MARKER when the lake has
     no raw.ingest_runs at all."""

@@ -7,10 +7,11 @@
 items stays within `--max-pairs`, `recs score` generates and scores those pairs itself, in one
 pass, so this step writes none of them: it empties the `ds` partition of recs.candidates (no
 stale first stage of an earlier run can be scored), unless `--write-all-pairs` asks for them, to
-inspect or to score through the table (`recs score --candidates-table`). Above the limit, writing
-or scoring every pair stops being sensible, so each user gets the top N items of the student's
-towers (blocked matrix products on the workers) plus the most popular items, unseen ones only,
-and those are written for `recs score` to score.
+inspect or to score through the table (`recs score --candidates-table`). When that partition
+holds no rows already, the step decides from Parquet footers and starts no Spark at all. Above
+the limit, writing or scoring every pair stops being sensible, so each user gets the top N items
+of the student's towers (blocked matrix products on the workers) plus the most popular items,
+unseen ones only, and those are written for `recs score` to score.
 """
 
 from __future__ import annotations
@@ -31,14 +32,16 @@ from udfs.scoring import BEST_UNSEEN_SCHEMA, SharedState, best_unseen_blocks
 log = logging.getLogger(__name__)
 
 
-# Pairs per task when candidates are generated and scored: bounds a task's work and memory while
-# keeping per-task overhead small.
-PAIRS_PER_PARTITION = 2_000_000
+# Pairs per task when candidates are generated and scored. A task's memory does not grow with
+# it (the UDFs stream blocks of PAIRS_PER_BLOCK pairs), but each Python task costs about 0.1 s
+# before it starts (the worker re-reads pyspark's zips from its import caches): at 2M pairs per
+# task, 50 tasks per pass at 100M pairs, that was 6 of the 13 s of the scoring pass on 2 cores.
+PAIRS_PER_PARTITION = 8_000_000
 
 
-def pair_partitions(pairs: int, cores: int) -> int:
+def pair_partitions(pairs: int, cores: int, per_partition: int = PAIRS_PER_PARTITION) -> int:
     """Enough partitions for `pairs`, a multiple of `cores` so no core idles on the last wave."""
-    waves = -(-pairs // (PAIRS_PER_PARTITION * cores))
+    waves = -(-pairs // (per_partition * cores))
     return max(1, waves) * cores
 
 
@@ -114,6 +117,28 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     return {RECS_CANDIDATES.name: written}
 
 
+def nothing_to_write(args: argparse.Namespace) -> dict | None:
+    """The step's result when the lake's metadata alone settles it: users x items within
+    --max-pairs (rows counted from Parquet footers, no Spark) and no rows of recs.candidates
+    for ds to clear, so there is nothing to write. The SparkSession and its first Delta reads
+    are then the whole cost of the step (20 of its 23 s at 100M pairs on 2 cores), so none is
+    started. None: `run` decides in Spark (--write-all-pairs, a first stage, or rows to clear)."""
+    from contract.delta_reader import count_rows
+
+    if args.write_all_pairs:
+        return None
+    users = count_rows(args.lake, FEATURES_USER_HISTORY, args.ds)
+    items = count_rows(args.lake, RAW_ITEMS, args.ds)
+    if not users or not items or users * items > args.max_pairs:
+        return None  # no users is `run`'s error to report
+    if count_rows(args.lake, RECS_CANDIDATES, args.ds):
+        return None
+    log.info("%d users x %d items <= --max-pairs %d: recs score generates and scores every "
+             "unseen pair itself; none written, and recs.candidates has no rows for ds=%s to "
+             "clear (no Spark needed)", users, items, args.max_pairs, args.ds)
+    return {RECS_CANDIDATES.name: 0}
+
+
 def add_step_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-pairs", type=positive_int, default=200_000_000,
                         help="Above this many users x items, use the first stage instead of all "
@@ -141,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    return run_spark_step(build_parser(), run, argv)
+    return run_spark_step(build_parser(), run, argv, without_spark=nothing_to_write)
 
 
 if __name__ == "__main__":

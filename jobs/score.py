@@ -35,6 +35,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from contract.args import positive_int
+from contract.delta_reader import count_rows
 from contract.tables import (
     FEATURES_ITEMS,
     FEATURES_TRAIN,
@@ -111,9 +112,12 @@ def first_stage_candidates(spark: SparkSession, args: argparse.Namespace) -> Dat
     """The pairs recs.candidates holds for ds when they are a first stage's (or whatever they
     are, with --candidates-table); None when the candidates are every unseen pair."""
     if not args.candidates_table:
-        table = read_table(spark, args.lake, RECS_CANDIDATES, missing_ok=True)
-        if table is None or table.where((F.col("ds") == args.ds)
-                                        & (F.col("source") != "all")).limit(1).count() == 0:
+        # Parquet footers first: the nightly all-pairs case (no rows for ds) costs no Spark job.
+        if not count_rows(args.lake, RECS_CANDIDATES, args.ds):
+            return None
+        table = read_table(spark, args.lake, RECS_CANDIDATES)
+        if table.where((F.col("ds") == args.ds)
+                       & (F.col("source") != "all")).limit(1).count() == 0:
             return None
     candidates = read_partition(spark, args.lake, RECS_CANDIDATES, args.ds)
     require_rows(candidates, RECS_CANDIDATES, args.ds)

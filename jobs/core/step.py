@@ -106,10 +106,15 @@ def spark_session(app_name: str, master: str | None):
     return spark
 
 
-def run_spark_step(parser: argparse.ArgumentParser, run, argv: list[str] | None):
+def run_spark_step(parser: argparse.ArgumentParser, run, argv: list[str] | None,
+                   without_spark=None):
     """`main(argv)` of every Spark step: parse, log, one SparkSession, run; a failure exits with
-    one line (`exit_on_error`)."""
+    one line (`exit_on_error`). `without_spark(args)`, when given, runs first: a result other
+    than None is the step's, and no SparkSession is started."""
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     with exit_on_error(parser.prog):
+        done = without_spark(args) if without_spark else None
+        if done is not None:
+            return done
         return run(spark_session(parser.prog.replace(" ", "-"), args.master), args)

@@ -37,7 +37,6 @@ from contract.tables import (
     RAW_INTERACTIONS,
     RAW_ITEMS,
     RAW_QUARANTINE,
-    Table,
 )
 from jobs.core.step import setup_logging
 
@@ -75,29 +74,13 @@ class QualityError(RuntimeError):
     """A gate failed; the message has one line per problem."""
 
 
-def _dataset(lake: str, table: Table, ds: str):
-    """`table` as a pyarrow dataset as readers see `ds`; None when the table does not exist;
-    `NotCommitted` for a table ingest writes when no ingest of `ds` committed."""
-    from contract import delta_reader
-
-    found = (delta_reader.committed_table(lake, table, ds, missing_ok=True) if table in INGESTED
-             else delta_reader.delta_table(lake, table, missing_ok=True))
-    return None if found is None else found.to_pyarrow_dataset()
-
-
-def count_rows(lake: str, table: Table, ds: str) -> int | None:
-    """Rows of `table` in partition `ds`; None when the table does not exist."""
-    import pyarrow.compute as pc
-
-    dataset = _dataset(lake, table, ds)
-    return None if dataset is None else dataset.count_rows(filter=pc.field("ds") == ds)
-
-
 def quarantined_by_source(lake: str, ds: str) -> dict[str, int] | None:
     """Quarantined rows per `source_table` for `ds`; None when raw.quarantine does not exist."""
     import pyarrow.compute as pc
 
-    dataset = _dataset(lake, RAW_QUARANTINE, ds)
+    from contract.delta_reader import partition_dataset
+
+    dataset = partition_dataset(lake, RAW_QUARANTINE, ds)
     if dataset is None:
         return None
     column = dataset.to_table(columns=["source_table"], filter=pc.field("ds") == ds)["source_table"]
@@ -108,6 +91,8 @@ def quarantined_by_source(lake: str, ds: str) -> dict[str, int] | None:
 def problems(lake: str, ds: str, max_quarantine_fraction: float | None = None,
              require: tuple[str, ...] | list[str] = ()) -> list[str]:
     """Every failed check for `ds`, one line each; empty when the gate passes."""
+    from contract.delta_reader import count_rows
+
     found = []
     if max_quarantine_fraction is not None or any(BY_NAME[name] in INGESTED for name in require):
         found += ingest_run_problems(lake, ds)
@@ -147,7 +132,7 @@ def ingest_run_problems(lake: str, ds: str) -> list[str]:
                     run["pending_run_id"], run["pending_since"], run["run_id"])
     found, rows = [], {}
     for entry in run["tables"]:
-        rows[entry["name"]] = count_rows(lake, BY_NAME[entry["name"]], ds) or 0
+        rows[entry["name"]] = delta_reader.count_rows(lake, BY_NAME[entry["name"]], ds) or 0
         if rows[entry["name"]] != entry["num_rows"]:
             found.append(f"{entry['name']}: {rows[entry['name']]} rows for ds={ds}, but "
                          f"{RAW_INGEST_RUNS.name} recorded {entry['num_rows']} (run "
@@ -158,6 +143,8 @@ def ingest_run_problems(lake: str, ds: str) -> list[str]:
 
 
 def _quarantine_problems(lake: str, ds: str, limit: float) -> list[str]:
+    from contract.delta_reader import count_rows
+
     try:
         quarantined = quarantined_by_source(lake, ds)
     except NotCommitted:

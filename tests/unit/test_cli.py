@@ -6,7 +6,7 @@ import pytest
 from contract.args import run_date
 from contract.tables import ALL_TABLES, markdown
 from jobs import build_training_set, ingest
-from jobs.core.step import exit_on_error, root_cause
+from jobs.core.step import exit_on_error, root_cause, run_spark_step
 from jobs.ops import cli
 from tests.conftest import REPO, write
 
@@ -110,3 +110,22 @@ def test_error_boundary_exits_with_one_line_and_logs_the_trace_only_at_debug(cap
         assert exit_info.value.code == (
             "recs score: error: no student artifact at /lake/models/v1/student")
         assert any(r.exc_info for r in caplog.records) is traced
+
+
+def test_a_step_settled_without_spark_starts_no_session_and_its_errors_are_one_line():
+    parser = argparse.ArgumentParser(prog="recs generate-candidates")
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--settled", action="store_true")
+
+    def no_spark(args):
+        if args.settled:
+            return {"recs.candidates": 0}
+        raise FileNotFoundError("features.user_history does not exist")
+
+    def run(spark, args):
+        raise AssertionError("a settled step must not start Spark")
+
+    assert run_spark_step(parser, run, ["--settled"], without_spark=no_spark) == {
+        "recs.candidates": 0}
+    with pytest.raises(SystemExit, match="^recs generate-candidates: error: features.user_history"):
+        run_spark_step(parser, run, [], without_spark=no_spark)
