@@ -7,8 +7,9 @@
 items stays within `--max-pairs`, `recs score` generates and scores those pairs itself, in one
 pass, so this step writes none of them: it empties the `ds` partition of recs.candidates (no
 stale first stage of an earlier run can be scored), unless `--write-all-pairs` asks for them, to
-inspect or to score through the table (`recs score --candidates-table`). When that partition
-holds no rows already, the step decides from Parquet footers and starts no Spark at all. Above
+inspect or to score through the table (`recs score --candidates-table`). When recs.candidates
+exists and that partition holds no rows already, the step decides from Parquet footers and
+starts no Spark at all. Above
 the limit, writing or scoring every pair stops being sensible, so each user gets the top N items
 of the student's towers (blocked matrix products on the workers) plus the most popular items,
 unseen ones only, and those are written for `recs score` to score.
@@ -119,10 +120,11 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
 
 def nothing_to_write(args: argparse.Namespace) -> dict | None:
     """The step's result when the lake's metadata alone settles it: users x items within
-    --max-pairs (rows counted from Parquet footers, no Spark) and no rows of recs.candidates
-    for ds to clear, so there is nothing to write. The SparkSession and its first Delta reads
-    are then the whole cost of the step (20 of its 23 s at 100M pairs on 2 cores), so none is
-    started. None: `run` decides in Spark (--write-all-pairs, a first stage, or rows to clear)."""
+    --max-pairs (rows counted from Parquet footers, no Spark) and recs.candidates already there
+    with no rows for ds to clear, so there is nothing to write. The SparkSession and its first
+    Delta reads are then the whole cost of the step (20 of its 23 s at 100M pairs on 2 cores),
+    so none is started. None: `run` decides in Spark (--write-all-pairs, a first stage, rows to
+    clear, or a lake without recs.candidates, which `run` creates for SQL readers to find)."""
     from contract.delta_reader import count_rows
 
     if args.write_all_pairs:
@@ -131,7 +133,7 @@ def nothing_to_write(args: argparse.Namespace) -> dict | None:
     items = count_rows(args.lake, RAW_ITEMS, args.ds)
     if not users or not items or users * items > args.max_pairs:
         return None  # no users is `run`'s error to report
-    if count_rows(args.lake, RECS_CANDIDATES, args.ds):
+    if count_rows(args.lake, RECS_CANDIDATES, args.ds) != 0:
         return None
     log.info("%d users x %d items <= --max-pairs %d: recs score generates and scores every "
              "unseen pair itself; none written, and recs.candidates has no rows for ds=%s to "

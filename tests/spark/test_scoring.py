@@ -148,17 +148,22 @@ def test_unseen_pairs_scored_in_the_udf_equal_written_candidates_scored_and_rank
         ["--lake", lake, "--ds", DS, "--history-length", "5", "--negatives", "1"]))
     make_student(lake, "v1", known_items=[1, 2, 3, 4], seed=5)
 
-    # 4 users x 8 items and no recs.candidates yet: decided from Parquet footers, no Spark; a
-    # catalogue over --max-pairs or asked-for pairs go to Spark.
+    # 4 users x 8 items: once recs.candidates exists with nothing for DS, decided from Parquet
+    # footers without Spark; no table yet, a catalogue over --max-pairs, asked-for pairs or
+    # rows to clear go to Spark.
     def decided(*extra):
         return generate_candidates.nothing_to_write(generate_candidates.build_parser().parse_args(
             ["--lake", lake, "--ds", DS, *extra]))
 
+    assert decided() is None
+    generate_candidates.run(spark, generate_candidates.build_parser().parse_args(
+        ["--lake", lake, "--ds", DS]))
+    assert read_partition(spark, lake, RECS_CANDIDATES, DS).count() == 0
     assert decided() == {"recs.candidates": 0}
     assert decided("--max-pairs", "31") is None and decided("--write-all-pairs") is None
     generate_candidates.run(spark, generate_candidates.build_parser().parse_args(
         ["--lake", lake, "--ds", DS, "--write-all-pairs"]))
-    assert decided() is None  # recs.candidates now holds rows for DS that `run` must clear
+    assert decided() is None
     flags = ["--lake", lake, "--ds", DS, "--model-version", "v1", "--k", "3"]
 
     def scored(extra):
