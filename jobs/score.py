@@ -85,20 +85,16 @@ def build_state(student, catalogue_ids: np.ndarray, item_vecs, user_ids: np.ndar
 
 def scoring_state(spark: SparkSession, lake: str, ds: str, model_dir: Path) -> ScoringState:
     """This run's item and user vectors from the student, built once on the driver."""
-    from transformers import AutoTokenizer
-
     from contract.delta_reader import padded_lists
-    from models.data import Catalogue
+    from models.data import Catalogue, artifact_token_ids
     from models.student import load_student
 
     student, _ = load_student(model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), use_fast=True)
     items = (read_partition(spark, lake, FEATURES_ITEMS, ds).select("item_id", "text")
              .orderBy("item_id").toArrow())
     catalogue = Catalogue(items["item_id"].to_numpy().astype(np.int64),
                           [t or "" for t in items["text"].to_pylist()])
-    tokens = tokenizer(catalogue.texts, truncation=True, max_length=student.cfg.max_item_tokens,
-                       padding="max_length", return_tensors="np")["input_ids"].astype(np.int64)
+    tokens = artifact_token_ids(model_dir, catalogue.texts, student.cfg.max_item_tokens)
     histories = (read_partition(spark, lake, FEATURES_USER_HISTORY, ds)
                  .select("user_id", "history_item_ids").toArrow())
     history_rows = catalogue.rows(padded_lists(histories["history_item_ids"],

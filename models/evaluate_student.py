@@ -23,9 +23,9 @@ from models import debias, metrics
 from models.data import (
     Catalogue,
     RankingTask,
+    artifact_token_ids,
     evaluation_task,
     load_catalogue,
-    tokenize,
     train_item_ids,
     train_popularity,
 )
@@ -39,14 +39,11 @@ COMPARED = ("ndcg@10", "cold_only_recall@20")
 def _protocol_vectors(model_dir: str | Path, lake: str, ds: str
                       ) -> tuple[Student, Catalogue, RankingTask, torch.Tensor, torch.Tensor]:
     """(student, catalogue, the protocol's task, catalogue item vectors, task user vectors)."""
-    from transformers import AutoTokenizer
-
     student, _ = load_student(model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), use_fast=True)
     catalogue = load_catalogue(lake, ds)
     task = evaluation_task(lake, ds, catalogue,
                            read_partition(lake, FEATURES_TEST, ds, ["user_id", "item_id"]))
-    tokens = tokenize(tokenizer, catalogue.texts, student.cfg.max_item_tokens).ids
+    tokens = artifact_token_ids(model_dir, catalogue.texts, student.cfg.max_item_tokens)
     items = student.item_vectors(tokens, catalogue.item_ids)
     return student, catalogue, task, items, student.user_vectors(items, task.history)
 

@@ -26,7 +26,7 @@ from contract.delta_reader import padded_lists, read_partition
 from contract.layout import artifact_dir
 from contract.tables import FEATURES_USER_HISTORY, RECS_SCORES, RECS_TOP_K
 from models import metrics
-from models.data import load_catalogue, tokenize
+from models.data import artifact_token_ids, load_catalogue
 from models.student import Student, load_student
 
 SAMPLE = 2000  # rows measured per run (the issue asks for at least 1,000)
@@ -75,8 +75,6 @@ def explanation_fidelity(lake: str, ds: str, version: str, sample: int = SAMPLE,
     """The figures of the module docstring for the rows of recs.top_k scored by `version`
     (values and `<metric>:ci95` intervals, for jobs.evaluate.metric_rows); None when none of
     them has explanations (scored before they existed, or with `recs score --no-explain`)."""
-    from transformers import AutoTokenizer
-
     top = read_partition(lake, RECS_TOP_K, ds)
     if "because" not in top.column_names:
         return None
@@ -118,9 +116,9 @@ def explanation_fidelity(lake: str, ds: str, version: str, sample: int = SAMPLE,
     mask[np.searchsorted(sampled_users, candidate_users[keep]),
          catalogue.rows(candidates["item_id"].to_numpy()[keep], "candidate items")] = True
 
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), use_fast=True)
-    item_vecs = student.item_vectors(tokenize(tokenizer, catalogue.texts,
-                                              student.cfg.max_item_tokens).ids, catalogue.item_ids)
+    item_vecs = student.item_vectors(
+        artifact_token_ids(model_dir, catalogue.texts, student.cfg.max_item_tokens),
+        catalogue.item_ids)
     items = catalogue.rows(top["item_id"].to_numpy()[explained][measured], "recommended items")
     score_fell, rank_fell_further = removal_effects(
         student, catalogue.item_ids, item_vecs, history[measured], items, named[measured], other,
