@@ -32,11 +32,18 @@ def dataset(lake: str, table: Table, missing_ok: bool = False) -> pds.Dataset | 
     return None if found is None else found.to_pyarrow_dataset()
 
 
+def table_as_read(lake: str, table: Table, ds: str, missing_ok: bool = False):
+    """`table` as readers of `ds` see it: a table ingest writes at the version `committed_table`
+    resolves (`NotCommitted` when no ingest of `ds` committed), any other at its latest; None
+    when it does not exist and `missing_ok`."""
+    if table in INGESTED:
+        return committed_table(lake, table, ds, missing_ok)
+    return delta_table(lake, table, missing_ok)
+
+
 def partition_dataset(lake: str, table: Table, ds: str) -> pds.Dataset | None:
-    """`table` as a pyarrow dataset as readers see `ds` (a table ingest writes: at the version
-    `committed_table` resolves); None when the table does not exist."""
-    found = (committed_table(lake, table, ds, missing_ok=True) if table in INGESTED
-             else delta_table(lake, table, missing_ok=True))
+    """`table_as_read` as a pyarrow dataset; None when the table does not exist."""
+    found = table_as_read(lake, table, ds, missing_ok=True)
     return None if found is None else found.to_pyarrow_dataset()
 
 
@@ -79,8 +86,7 @@ def read_partition(
     unknown = sorted(set(columns or ()) - set(table.column_names))
     if unknown:
         raise ValueError(f"{table.name} has no columns {unknown}")
-    source = committed_table(lake, table, ds) if table in INGESTED else delta_table(lake, table)
-    rows = source.to_pyarrow_table(filters=[("ds", "=", ds)], columns=columns)
+    rows = table_as_read(lake, table, ds).to_pyarrow_table(filters=[("ds", "=", ds)], columns=columns)
     if rows.num_rows == 0 and not allow_empty:
         raise ValueError(f"{table.name} has no rows for ds={ds} at {table.path(lake)}: run "
                          f"`recs {table.writer}` for ds={ds} first")

@@ -9,10 +9,9 @@ pass, so this step writes none of them: it empties the `ds` partition of recs.ca
 stale first stage of an earlier run can be scored), unless `--write-all-pairs` asks for them, to
 inspect or to score through the table (`recs score --candidates-table`). When recs.candidates
 exists and that partition holds no rows already, the step decides from Parquet footers and
-starts no Spark at all. Above
-the limit, writing or scoring every pair stops being sensible, so each user gets the top N items
-of the student's towers (blocked matrix products on the workers) plus the most popular items,
-unseen ones only, and those are written for `recs score` to score.
+starts no Spark at all. Above the limit, writing or scoring every pair stops being sensible, so
+each user gets the top N items of the student's towers (blocked matrix products on the workers)
+plus the most popular items, unseen ones only, and those are written for `recs score` to score.
 """
 
 from __future__ import annotations
