@@ -17,9 +17,9 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $@
 
-# Evaluation mode, so the demo ends with the metric table; two teacher epochs keep it to minutes.
+# Evaluation mode, so the demo ends with the metric table; every model trains with its defaults.
 demo: venv
-	$(VENV)/bin/recs run --holdout-fraction 0.2 --teacher-args "--epochs 2"
+	$(VENV)/bin/recs run --holdout-fraction 0.2
 
 # Three folders, each test marked by its folder (tests/conftest.py): tests/unit (no JVM, under a
 # minute; first, on its own), tests/spark (one shared local SparkSession), tests/slow
