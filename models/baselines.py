@@ -156,19 +156,24 @@ class Ease:
         return out
 
 
+def validation_ease(user_ids: np.ndarray, rows: np.ndarray, n_items: int, valid: Groups) -> Ease:
+    """EASE fitted on the (user id, catalogue row) train interactions minus the validation
+    targets (the positives of `valid`): what may rank models.data.validation_task."""
+    users = np.unique(np.concatenate([user_ids, valid.user_ids]))
+    held_out = np.searchsorted(users, valid.user_ids) * n_items + valid.positive
+    keep = ~np.isin(np.searchsorted(users, user_ids) * n_items + rows, held_out)
+    return Ease(user_ids[keep], rows[keep], n_items)
+
+
 def choose_ease_lambda(user_ids: np.ndarray, rows: np.ndarray, n_items: int, valid: Groups,
                        task: RankingTask, grid: Sequence[float] = EASE_LAMBDAS
                        ) -> tuple[float, dict[float, float]]:
     """(the lambda of `grid` with the best validation NDCG@10, each lambda's NDCG@10).
 
-    EASE is fitted once on the (user id, catalogue row) train interactions minus the validation
-    targets (the positives of `valid`), and ranks for `task` (models.data.validation_task) from
+    EASE is fitted once (validation_ease) and ranks for `task` (models.data.validation_task) from
     what each user has in that fit. The test split is never read.
     """
-    users = np.unique(np.concatenate([user_ids, valid.user_ids]))
-    held_out = np.searchsorted(users, valid.user_ids) * n_items + valid.positive
-    keep = ~np.isin(np.searchsorted(users, user_ids) * n_items + rows, held_out)
-    ease = Ease(user_ids[keep], rows[keep], n_items)
+    ease = validation_ease(user_ids, rows, n_items, valid)
     relevant = {int(u): r.tolist() for u, r in zip(task.user_ids, task.relevant)}
     if not any(relevant.values()):
         raise ValueError("no validation targets to choose EASE's lambda on")
