@@ -3,6 +3,7 @@
     <lake>/<database>/<table>/          Delta tables (contract/tables.py)
     <lake>/models/<version>/teacher/    teacher artifact (models/artifact.py writes and reads it)
     <lake>/models/<version>/student/    student artifact, distilled from the teacher beside it
+    <lake>/models/<version>/teacher-validation/   with --refit: the teacher before its refit
     <lake>/reports/<ds>/                evaluation report and chart
 """
 
@@ -15,7 +16,11 @@ from pathlib import Path
 LAKE_DEFAULT = "./lake"
 # student-no-teacher: the distillation ablation (the student trained without the teacher), written
 # in evaluation runs so that every evaluation shows what the teacher adds.
-ROLES = ("teacher", "student", "student-no-teacher")
+# teacher-validation: with `train-teacher --refit`, the teacher trained on the train rows alone,
+# whose soft targets the students' validation runs read (the served teacher learned the validation
+# rows too).
+VALIDATION_TEACHER = "teacher-validation"
+ROLES = ("teacher", "student", "student-no-teacher", VALIDATION_TEACHER)
 # A model version is "<ds>-<HHMMSS>" (UTC): sortable within a day, readable in paths and SQL.
 # The training DAG renders the same format from its logical date (VERSION_TIME_FORMAT).
 VERSION_TIME_FORMAT = "%H%M%S"

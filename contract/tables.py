@@ -188,7 +188,8 @@ FEATURES_EXAMPLES = Table(
                "items are not consulted, so a negative may coincide with one)."),
         Column("target_ts", "timestamp", "Time of the positive interaction of the group."),
         Column("split", "string", "`train` or `valid`: valid is each user's latest train "
-               "targets, for early stopping; never the test holdout."),
+               "targets, for early stopping and every other choice of settings (the models are "
+               "then refitted on train and valid rows together); never the test holdout."),
         Column("history_item_ids", "array<long>", "Most recent items strictly before target_ts, "
                "most recent first."),
         Column("history_texts", "array<string>", "Text of history_item_ids, same order."),

@@ -64,6 +64,24 @@ class Groups:
         return Groups(*(getattr(self, f)[index] for f in
                         ("user_ids", "positive", "negatives", "history", "target_ts")))
 
+    def known_rows(self) -> np.ndarray:
+        """Sorted catalogue rows these groups mention: the items that get id embeddings."""
+        rows = np.concatenate([self.positive, self.negatives.ravel(), self.history.ravel()])
+        return np.unique(rows[rows >= 0])
+
+
+def concat_groups(*parts: Groups) -> Groups:
+    """The groups of every part, in order; -1 pads the narrower negatives and histories."""
+    def stacked(field: str) -> np.ndarray:
+        arrays = [getattr(p, field) for p in parts]
+        width = max(a.shape[1] for a in arrays)
+        return np.concatenate([np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=-1)
+                               for a in arrays])
+
+    return Groups(np.concatenate([p.user_ids for p in parts]),
+                  np.concatenate([p.positive for p in parts]), stacked("negatives"),
+                  stacked("history"), np.concatenate([p.target_ts for p in parts]))
+
 
 @dataclass
 class RankingTask:

@@ -25,12 +25,13 @@ import numpy as np
 import torch
 
 from contract.args import add_lake_arg, run_date
-from contract.layout import artifact_dir, latest_artifact
+from contract.layout import VALIDATION_TEACHER, artifact_dir, latest_artifact
 from models import debias, losses, metrics
 from models.artifact import load_teacher
 from models.data import (
     Groups,
     RankingTask,
+    concat_groups,
     future_targets,
     load_catalogue,
     read_examples,
@@ -74,6 +75,8 @@ class DistillOptions:
     log_every: int = 20
     seed: int = 0
     popularity_beta: float | None = None  # None: auto (debias.choose_beta on validation)
+    # Retrain on train + validation rows for the length validation chose (see distill()).
+    refit: bool = True
 
 
 def word_embedding_init(teacher, dim: int) -> torch.Tensor:
@@ -183,18 +186,43 @@ def fit_student(student: Student, token_ids: np.ndarray, item_ids: np.ndarray, t
 NO_TEACHER_LRS = (5e-3, 2e-2)
 
 
+def teacher_targets(teacher_dir: Path, catalogue, groups: Groups):
+    """(teacher, tokenizer, tokens, [N, D] catalogue vectors, [len(groups), D] user vectors of
+    every row of `groups`): what the soft targets are computed from, once."""
+    teacher, tokenizer, _ = load_teacher(teacher_dir, "cpu")
+    tokens = tokenize(tokenizer, catalogue.texts, teacher.cfg.max_item_tokens)
+    print(f"teacher vectors of {teacher_dir.name} for {len(catalogue.item_ids)} items and "
+          f"{len(groups)} groups", file=sys.stderr)
+    items = item_vectors(teacher, text_from_tokens(teacher, tokens, torch.device("cpu")),
+                         catalogue.item_ids, tokens.lengths, torch.device("cpu"), False)
+    users = user_vectors(teacher, items, groups.history, tokens.lengths, False)
+    return teacher, tokenizer, tokens, items, users
+
+
 def distill(lake: str, ds: str, teacher_dir: Path, options: DistillOptions,
             ablation: bool = False) -> Path:
-    """Distil the student; with `ablation`, also train the same student without the teacher."""
-    teacher, tokenizer, _ = load_teacher(teacher_dir, "cpu")
+    """Distil the student; with `ablation`, also train the same student without the teacher.
+
+    With `options.refit` (and a validation split), each student is first trained on the train
+    rows, which is where validation chooses its length (and the served one's popularity beta),
+    then trained afresh on the train and validation rows together for that length and saved.
+    Validation must not read a teacher that learned the validation rows: when the teacher was
+    refitted, its validation-run twin (`teacher-validation` beside it) gives the soft targets of
+    the first run, the refitted teacher those of the second.
+    """
+    teacher_dir = Path(teacher_dir)
     catalogue = load_catalogue(lake, ds)
-    teacher_tokens = tokenize(tokenizer, catalogue.texts, teacher.cfg.max_item_tokens)
     train, valid = read_examples(lake, ds, catalogue)
-    print(f"teacher vectors for {len(catalogue.item_ids)} items and {len(train)} groups",
-          file=sys.stderr)
-    teacher_items = item_vectors(teacher, text_from_tokens(teacher, teacher_tokens, torch.device("cpu")),
-                                 catalogue.item_ids, teacher_tokens.lengths, torch.device("cpu"), False)
-    teacher_users = user_vectors(teacher, teacher_items, train.history, teacher_tokens.lengths, False)
+    valid_task = validation_task(train, valid) if len(valid) else None
+    refit = options.refit and valid_task is not None
+    groups = concat_groups(train, valid) if refit else train  # train rows first
+    teacher, tokenizer, teacher_tokens, teacher_items, teacher_users = teacher_targets(
+        teacher_dir, catalogue, groups)
+    twin = teacher_dir.with_name(VALIDATION_TEACHER)
+    if refit and twin.is_dir():
+        *_, valid_items, valid_users = teacher_targets(twin, catalogue, train)
+    else:
+        valid_items, valid_users = teacher_items, teacher_users[: len(train)]
 
     known = train_item_ids(lake, ds)
     popularity = train_popularity(lake, ds, catalogue)
@@ -203,24 +231,42 @@ def distill(lake: str, ds: str, teacher_dir: Path, options: DistillOptions,
     cfg = StudentConfig(vocab_size=teacher.cfg.bert["vocab_size"],
                         pad_token_id=int(tokenizer.pad_token_id), num_known_items=len(known),
                         dim=options.dim, max_item_tokens=teacher.cfg.max_item_tokens)
-    valid_task = validation_task(train, valid) if len(valid) else None
-    version = Path(teacher_dir).parent.name  # the student is the same model version as its teacher
+    version = teacher_dir.parent.name  # the student is the same model version as its teacher
 
-    def train_student(opts: DistillOptions) -> tuple[Student, FitResult]:
+    def train_student(opts: DistillOptions, rows: Groups, users: torch.Tensor,
+                      items: torch.Tensor, task: RankingTask | None) -> tuple[Student, FitResult]:
         student = Student(cfg)
         student.items.known_item_ids.copy_(torch.as_tensor(known))
         student.log_popularity.copy_(log_popularity)
         with torch.no_grad():
             student.items.words.weight.copy_(word_embedding_init(teacher, cfg.dim))
-        result = fit_student(student, teacher_tokens.ids, catalogue.item_ids, train, teacher_users,
-                             teacher_items, teacher.cfg.temperature, valid_task, opts)
+        result = fit_student(student, teacher_tokens.ids, catalogue.item_ids, rows, users,
+                             items, teacher.cfg.temperature, task, opts)
         return student, result
+
+    def validated(opts: DistillOptions) -> tuple[Student, FitResult]:
+        return train_student(opts, train, valid_users, valid_items, valid_task)
+
+    def refitted(opts: DistillOptions, result: FitResult, student: Student
+                 ) -> tuple[Student, dict]:
+        """The student to save and what metrics.json records of its refit (nothing without)."""
+        if not refit:
+            return student, {}
+        steps_per_epoch, _ = step_budget(len(train), opts.batch_groups, 1.0, None)
+        epochs = result.best_step / steps_per_epoch
+        print(f"refit on train + valid groups for {epochs:.2f} epochs", file=sys.stderr)
+        again, fitted = train_student(replace(opts, epochs=epochs, max_steps=None), groups,
+                                      teacher_users, teacher_items, None)
+        again.cfg = student.cfg
+        summary = {**fitted.summary(), "epochs": epochs, "train_groups": len(groups)}
+        del summary["valid_curve"]
+        return again, {"refit": summary}
 
     def save(student: Student, result: FitResult, role: str, opts: DistillOptions,
              extra: dict | None = None) -> Path:
         out = artifact_dir(lake, version, role)
         save_model(student, out, {"teacher_dir": str(teacher_dir), "ds": ds,
-                                  "options": asdict(opts)}, tokenizer=tokenizer)
+                                  "options": asdict(opts), "refit": refit}, tokenizer=tokenizer)
         summary = {**result.summary(), **(extra or {})}
         (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
         plot_curves(result, out / "curves.png")
@@ -228,11 +274,12 @@ def distill(lake: str, ds: str, teacher_dir: Path, options: DistillOptions,
               f"{summary['samples_per_s']:.0f} samples/s -> {out}", file=sys.stderr)
         return out
 
-    student, result = train_student(options)
+    student, result = validated(options)
     beta, choice = popularity_beta(student, teacher_tokens.ids, catalogue.item_ids, valid_task,
                                    popularity, options.popularity_beta)
     student.cfg = replace(student.cfg, popularity_beta=beta)
-    out = save(student, result, "student", options, choice)
+    student, refit_summary = refitted(options, result, student)
+    out = save(student, result, "student", options, {**choice, **refit_summary})
     if ablation:
         if valid_task is None:
             raise SystemExit("the no-teacher ablation chooses its settings on the validation "
@@ -240,14 +287,15 @@ def distill(lake: str, ds: str, teacher_dir: Path, options: DistillOptions,
         trials = {}
         for lr in NO_TEACHER_LRS:
             opts = replace(options, kl_weight=0.0, label_weight=1.0, lr=lr)
-            trials[lr] = (opts, *train_student(opts))
+            trials[lr] = (opts, *validated(opts))
         best = max(trials, key=lambda lr: trials[lr][2].best_valid_ndcg)
         opts, student, result = trials[best]
         # The served student's beta: the paired distillation gain then compares the same serving
         # (the same correction) with and without the teacher.
         student.cfg = replace(student.cfg, popularity_beta=beta)
+        student, refit_summary = refitted(opts, result, student)
         save(student, result, "student-no-teacher", opts, {"valid_ndcg@10_by_lr": {
-            str(lr): t[2].best_valid_ndcg for lr, t in trials.items()}})
+            str(lr): t[2].best_valid_ndcg for lr, t in trials.items()}, **refit_summary})
     print(out)
     return out
 
@@ -293,6 +341,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "log(1 + train interactions) (models/debias.py): a number, or auto "
                         f"(default): the largest of {list(debias.BETAS)} whose validation NDCG@10 "
                         f"stays >= {debias.KEEP:g} x beta 0's")
+    p.add_argument("--refit", action=argparse.BooleanOptionalAction, default=d.refit,
+                   help="after validation has chosen each student's length (and the served "
+                        "one's popularity beta), train it afresh on the train and validation rows "
+                        "together for as long, so it also learns each user's latest interactions "
+                        f"({d.refit})")
     p.add_argument("--no-teacher-ablation", action="store_true",
                    help="also train the same student without the teacher (kl weight 0, its own "
                         "learning rate chosen on validation) into <version>/student-no-teacher, "
@@ -310,7 +363,7 @@ def main(argv: list[str] | None = None) -> Path:
                              id_dropout=args.id_dropout,
                              distill_temperature=args.distill_temperature,
                              patience=args.patience, seed=args.seed,
-                             popularity_beta=args.popularity_beta)
+                             popularity_beta=args.popularity_beta, refit=args.refit)
     teacher_dir = Path(args.teacher_dir) if args.teacher_dir else latest_artifact(args.lake, args.ds, "teacher")
     return distill(args.lake, args.ds, teacher_dir, options, args.no_teacher_ablation)
 

@@ -16,16 +16,24 @@ import shutil
 import sys
 from dataclasses import asdict
 
-import numpy as np
 import torch
 
 from contract.args import add_lake_arg, run_date
-from contract.layout import artifact_dir, new_model_version
+from contract.layout import VALIDATION_TEACHER, artifact_dir, new_model_version
 from models.artifact import build_teacher, default_base_model
-from models.data import load_catalogue, read_examples, tokenize, validation_task
+from models.data import (
+    Catalogue,
+    Groups,
+    RankingTask,
+    concat_groups,
+    load_catalogue,
+    read_examples,
+    tokenize,
+    validation_task,
+)
 from models.runtime import HelpFormatter, resolve_device, use_bf16
 from models.safe_weights import save_model
-from models.training import TrainOptions, fit, plot_curves
+from models.training import FitResult, TrainOptions, fit, plot_curves, step_budget
 
 # adapter_rank 0: the text adapter (--adapter-rank 32) measured below frozen pooling on
 # validation NDCG@10 on ml-latest-small (0.1205 vs 0.1262, same data and seed; docs/BENCHMARKS.md).
@@ -111,6 +119,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     tr.add_argument("--log-every", type=int, default=o.log_every,
                     help="steps averaged into one point of the train loss curve")
     tr.add_argument("--seed", type=int, default=o.seed, help="seed of torch and numpy")
+    tr.add_argument("--refit", action=argparse.BooleanOptionalAction, default=o.refit,
+                    help="after validation has chosen the training length (its best step), "
+                         "train the served teacher afresh on the train and validation rows "
+                         "together for as long, so it also learns each user's latest "
+                         "interactions (twice the training time)")
     args = p.parse_args(argv)
     if args.max_steps is not None and args.max_steps < 1:
         p.error("--max-steps must be >= 1")
@@ -119,6 +132,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not 0 <= args.id_dropout < 1:
         p.error("--id-dropout must be in [0, 1)")
     return args
+
+
+def train_on(args: argparse.Namespace, catalogue: Catalogue, train: Groups,
+             task: RankingTask | None, device: torch.device, bf16: bool, *,
+             epochs: float | None = None, max_steps: int | None = None):
+    """A fresh teacher fitted to `train` (early stopping on `task` when given):
+    (teacher, tokenizer, FitResult, TrainOptions). `epochs`/`max_steps` override the args'."""
+    known_ids = catalogue.item_ids[train.known_rows()]
+    base = args.base_model or default_base_model()
+    torch.manual_seed(args.seed)  # the user tower's initial weights are random
+    teacher, tokenizer = build_teacher(
+        base, known_ids, bert_layers=args.bert_layers,
+        **{k: getattr(args, k) for k in TEACHER_DEFAULTS if k != "bert_layers"})
+    tokens = tokenize(tokenizer, catalogue.texts, args.max_item_tokens)
+    fields = {k: getattr(args, k) for k in TrainOptions.__dataclass_fields__ if k != "bf16"}
+    if epochs is not None:
+        fields.update(epochs=epochs, max_steps=max_steps)
+    options = TrainOptions(**fields, bf16=bf16)
+    print(f"{len(catalogue.item_ids)} items ({len(known_ids)} known), {len(train)} train groups, "
+          f"{0 if task is None else len(task.user_ids)} valid users, device {device}, "
+          f"bf16 {bf16}, threads {torch.get_num_threads()}", file=sys.stderr)
+    result = fit(teacher, tokens, catalogue.item_ids, train, task, options, device)
+    return teacher, tokenizer, result, options
+
+
+def refit_epochs(result: FitResult, train_groups: int, batch_groups: int) -> float:
+    """The passes over the train groups that validation chose: those up to its best step."""
+    steps_per_epoch, _ = step_budget(train_groups, batch_groups, 1.0, None)
+    return result.best_step / steps_per_epoch
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,38 +176,42 @@ def main(argv: list[str] | None = None) -> int:
     train, valid = read_examples(args.lake, args.ds, catalogue)
     if len(train) == 0:
         raise SystemExit(f"features.training_examples ds={args.ds} has no train groups")
-    known = np.concatenate([train.positive, train.negatives.ravel(), train.history.ravel()])
-    known_ids = catalogue.item_ids[np.unique(known[known >= 0])]
-    base = args.base_model or default_base_model()
-    torch.manual_seed(args.seed)  # the user tower's initial weights are random
-    teacher, tokenizer = build_teacher(
-        base, known_ids, bert_layers=args.bert_layers,
-        **{k: getattr(args, k) for k in TEACHER_DEFAULTS if k != "bert_layers"})
-    tokens = tokenize(tokenizer, catalogue.texts, args.max_item_tokens)
     task = validation_task(train, valid) if len(valid) else None
-    options = TrainOptions(**{k: getattr(args, k) for k in TrainOptions.__dataclass_fields__
-                              if k != "bf16"}, bf16=bf16)
-    print(f"{len(catalogue.item_ids)} items ({len(known_ids)} known), {len(train)} train groups, "
-          f"{len(valid)} valid groups, device {device}, bf16 {bf16}, threads {torch.get_num_threads()}",
-          file=sys.stderr)
-
-    result = fit(teacher, tokens, catalogue.item_ids, train, task, options, device)
-
-    # Written beside the final path and renamed at the end: a crashed run leaves no half artifact.
-    staging = final.with_name(f".teacher-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    save_model(teacher, staging, extra={
-        "base_model": str(base), "ds": args.ds, "version": version,
-        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "train_options": asdict(options),
-    }, tokenizer=tokenizer)
-    summary = {**result.summary(), "device": str(device), "threads": torch.get_num_threads(),
-               "train_groups": len(train), "valid_groups": len(valid),
+    teacher, tokenizer, result, options = train_on(args, catalogue, train, task, device, bf16)
+    summary = {**result.summary(), "train_groups": len(train), "valid_groups": len(valid),
                "valid_users": 0 if task is None else len(task.user_ids),
-               "catalogue_items": len(catalogue.item_ids), "known_items": len(known_ids)}
-    (staging / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
-    plot_curves(result, staging / "curves.png")
-    staging.rename(final)
+               "device": str(device), "threads": torch.get_num_threads(),
+               "catalogue_items": len(catalogue.item_ids)}
+    extra = {"base_model": str(args.base_model or default_base_model()), "ds": args.ds,
+             "version": version}
+
+    def write(model, options: TrainOptions, summary: dict, path) -> None:
+        # Written beside the final path and renamed at the end: a crashed run leaves no half
+        # artifact.
+        staging = path.with_name(f".{path.name}-{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        save_model(model, staging, extra={
+            **extra, "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "train_options": asdict(options), "refit": "refit" in summary,
+        }, tokenizer=tokenizer)
+        summary = {**summary, "known_items": int(model.cfg.num_known_items)}
+        (staging / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+        plot_curves(result, staging / "curves.png")
+        staging.rename(path)
+
+    if args.refit and task is not None:
+        # Validation chose how long to train; the served teacher then learns from every train
+        # interaction, the latest ones (the validation rows) included, for as long. The model
+        # validation saw is kept beside it: the students' validation runs distil from it.
+        write(teacher, options, summary, artifact_dir(args.lake, version, VALIDATION_TEACHER))
+        epochs = refit_epochs(result, len(train), args.batch_groups)
+        print(f"refit on train + valid groups for {epochs:.2f} epochs", file=sys.stderr)
+        teacher, tokenizer, refit, options = train_on(
+            args, catalogue, concat_groups(train, valid), None, device, bf16, epochs=epochs)
+        summary["refit"] = {**refit.summary(), "epochs": epochs,
+                            "train_groups": len(train) + len(valid)}
+        del summary["refit"]["valid_curve"]
+    write(teacher, options, summary, final)
     print(f"best valid NDCG@10 {result.best_valid_ndcg:.4f} at step {result.best_step}; "
           f"{summary['samples_per_s']:.1f} samples/s", file=sys.stderr)
     print(final)

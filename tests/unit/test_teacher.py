@@ -33,6 +33,7 @@ from models.artifact import ArtifactError, build_teacher, load_teacher
 from models.data import (
     Catalogue,
     Groups,
+    concat_groups,
     future_targets,
     read_examples,
     tokenize,
@@ -523,3 +524,46 @@ def test_train_then_evaluate_end_to_end(base_model, tiny_lake, capsys):
     for paired in gain.values():
         assert paired["users"] == 4
         assert paired["ci_low"] <= paired["difference"] <= paired["ci_high"]
+
+
+def test_refit_learns_the_validation_rows_and_keeps_the_validated_twin(base_model, tiny_lake,
+                                                                      capsys):
+    args = ["--lake", tiny_lake, "--ds", DS, "--base-model", base_model, "--device", "cpu",
+            "--max-steps", "4", "--batch-groups", "8", "--eval-every", "2", "--max-item-tokens", "8",
+            "--user-heads", "2", "--refit"]
+    assert train_teacher.main(args) == 0
+    served = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    twin = served.with_name("teacher-validation")
+    validated = json.loads((twin / "metrics.json").read_text())
+    refitted = json.loads((served / "metrics.json").read_text())
+    assert "refit" not in validated and validated["train_groups"] == 24
+    # As long as the validation run's best step, over all 28 groups (3 steps of 8 a pass of
+    # the 24 train groups, 4 a pass of all 28).
+    best = validated["best_step"]
+    assert refitted["refit"]["train_groups"] == 28
+    assert refitted["refit"]["epochs"] == pytest.approx(best / 3)
+    assert refitted["refit"]["steps"] == math.ceil(best / 3 * 4)
+    assert json.loads((served / "config.json").read_text())["refit"] is True
+
+    distill.main(["--lake", tiny_lake, "--ds", DS, "--teacher-dir", str(served), "--dim", "8",
+                  "--max-steps", "2", "--batch-groups", "8"])
+    student = json.loads((served.parent / "student" / "metrics.json").read_text())
+    assert student["refit"]["train_groups"] == 28
+    assert student["refit"]["epochs"] == pytest.approx(student["best_step"] / 3)
+    assert json.loads((served.parent / "student" / "config.json").read_text())["refit"] is True
+    distill.main(["--lake", tiny_lake, "--ds", DS, "--teacher-dir", str(served), "--dim", "8",
+                  "--max-steps", "2", "--batch-groups", "8", "--no-refit", "--popularity-beta",
+                  "0"])
+    assert "refit" not in json.loads((served.parent / "student" / "metrics.json").read_text())
+
+
+def test_concat_groups_pads_the_narrower_part():
+    _, train, valid = planted_groups()
+    narrow = Groups(valid.user_ids, valid.positive, valid.negatives[:, :1], valid.history[:, :2],
+                    valid.target_ts)
+    both = concat_groups(train, narrow)
+    assert len(both) == len(train) + len(valid)
+    np.testing.assert_array_equal(both.negatives[len(train):, 1:], -1)
+    np.testing.assert_array_equal(both.history[len(train):, :2], valid.history[:, :2])
+    np.testing.assert_array_equal(both.history[len(train):, 2], -1)
+    np.testing.assert_array_equal(both.positive, np.r_[train.positive, valid.positive])
