@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+from pathlib import Path
 
 import torch
 
@@ -27,6 +29,21 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
+def cpu_multiplies_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU has bf16 matrix instructions (AVX512-BF16 or AMX-BF16), read from the
+    Linux `/proc/cpuinfo` flags (False where there is none to read). Without them torch
+    emulates bf16 and autocast gains nothing."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    return re.search(r"\b(avx512_bf16|amx_bf16)\b", cpuinfo) is not None
+
+
 def use_bf16(precision: str, device: torch.device) -> bool:
-    """auto|bf16|fp32 -> whether to autocast to bf16."""
-    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    """auto|bf16|fp32 -> whether to autocast to bf16. auto: on CUDA, and on a CPU with bf16
+    matrix instructions, where a teacher step took 0.31 s instead of 0.47 s and validation
+    NDCG@10 followed fp32's to the third decimal (docs/BENCHMARKS.md)."""
+    return precision == "bf16" or (precision == "auto" and (
+        device.type == "cuda" or (device.type == "cpu" and cpu_multiplies_bf16())))

@@ -62,8 +62,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     hw.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                     help="auto = cuda when available, else cpu (all cores)")
     hw.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
-                    help="autocast dtype; auto = bf16 on cuda, fp32 on cpu (bf16 pays off on CPUs "
-                         "with AMX/avx512_bf16)")
+                    help="autocast dtype; auto = bf16 on cuda and on CPUs with bf16 matrix "
+                         "instructions (avx512_bf16 or amx_bf16 in /proc/cpuinfo), else fp32")
     m = p.add_argument_group("model")
     m.add_argument("--bert-layers", type=int, default=t["bert_layers"],
                    help="keep only the bottom N layers of the base model (fewer = faster; "

@@ -28,7 +28,7 @@ from contract.tables import (
     FEATURES_TRAIN,
     FEATURES_USER_HISTORY,
 )
-from models import debias, distill, evaluate_teacher, metrics, train_teacher
+from models import debias, distill, evaluate_teacher, metrics, runtime, train_teacher
 from models.artifact import ArtifactError, build_teacher, load_teacher
 from models.data import (
     Catalogue,
@@ -567,3 +567,15 @@ def test_concat_groups_pads_the_narrower_part():
     np.testing.assert_array_equal(both.history[len(train):, :2], valid.history[:, :2])
     np.testing.assert_array_equal(both.history[len(train):, 2], -1)
     np.testing.assert_array_equal(both.positive, np.r_[train.positive, valid.positive])
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_multiplies_bf16(monkeypatch):
+    flags = "flags\t\t: fpu sse avx512f avx512bw avx512vl"
+    assert not runtime.cpu_multiplies_bf16(flags)
+    assert runtime.cpu_multiplies_bf16(flags + " avx512_bf16 avx512_vnni")
+    assert runtime.cpu_multiplies_bf16(flags + " amx_bf16 amx_tile")
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(runtime, "cpu_multiplies_bf16", lambda: False)
+    assert not runtime.use_bf16("auto", cpu) and runtime.use_bf16("bf16", cpu)
+    monkeypatch.setattr(runtime, "cpu_multiplies_bf16", lambda: True)
+    assert runtime.use_bf16("auto", cpu) and not runtime.use_bf16("fp32", cpu)
