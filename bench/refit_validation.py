@@ -25,8 +25,8 @@ from models import metrics
 from models.data import concat_groups, load_catalogue, read_examples, tokenize, validation_task
 from models.runtime import resolve_device, use_bf16
 from models.scoring import item_vectors, rankings
-from models.train_teacher import parse_args, refit_epochs, train_on
-from models.training import ItemText
+from models.train_teacher import parse_args, train_on
+from models.training import ItemText, refit_epochs
 
 
 def later_half(groups) -> np.ndarray:

@@ -51,6 +51,7 @@ from models.training import (
     dropped_ids,
     make_batch,
     plot_curves,
+    refit_epochs,
     step_budget,
     train_loop,
 )
@@ -252,15 +253,12 @@ def distill(lake: str, ds: str, teacher_dir: Path, options: DistillOptions,
         """The student to save and what metrics.json records of its refit (nothing without)."""
         if not refit:
             return student, {}
-        steps_per_epoch, _ = step_budget(len(train), opts.batch_groups, 1.0, None)
-        epochs = result.best_step / steps_per_epoch
+        epochs = refit_epochs(result, len(train), opts.batch_groups)
         print(f"refit on train + valid groups for {epochs:.2f} epochs", file=sys.stderr)
         again, fitted = train_student(replace(opts, epochs=epochs, max_steps=None), groups,
                                       teacher_users, teacher_items, None)
         again.cfg = student.cfg
-        summary = {**fitted.summary(), "epochs": epochs, "train_groups": len(groups)}
-        del summary["valid_curve"]
-        return again, {"refit": summary}
+        return again, {"refit": fitted.refit_summary(epochs, len(groups))}
 
     def save(student: Student, result: FitResult, role: str, opts: DistillOptions,
              extra: dict | None = None) -> Path:

@@ -33,7 +33,7 @@ from models.data import (
 )
 from models.runtime import HelpFormatter, resolve_device, use_bf16
 from models.safe_weights import save_model
-from models.training import FitResult, TrainOptions, fit, plot_curves, step_budget
+from models.training import TrainOptions, fit, plot_curves, refit_epochs
 
 # adapter_rank 0: the text adapter (--adapter-rank 32) measured below frozen pooling on
 # validation NDCG@10 on ml-latest-small (0.1205 vs 0.1262, same data and seed; docs/BENCHMARKS.md).
@@ -157,12 +157,6 @@ def train_on(args: argparse.Namespace, catalogue: Catalogue, train: Groups,
     return teacher, tokenizer, result, options
 
 
-def refit_epochs(result: FitResult, train_groups: int, batch_groups: int) -> float:
-    """The passes over the train groups that validation chose: those up to its best step."""
-    steps_per_epoch, _ = step_budget(train_groups, batch_groups, 1.0, None)
-    return result.best_step / steps_per_epoch
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = resolve_device(args.device)
@@ -208,9 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"refit on train + valid groups for {epochs:.2f} epochs", file=sys.stderr)
         teacher, tokenizer, refit, options = train_on(
             args, catalogue, concat_groups(train, valid), None, device, bf16, epochs=epochs)
-        summary["refit"] = {**refit.summary(), "epochs": epochs,
-                            "train_groups": len(train) + len(valid)}
-        del summary["refit"]["valid_curve"]
+        summary["refit"] = refit.refit_summary(epochs, len(train) + len(valid))
     write(teacher, options, summary, final)
     print(f"best valid NDCG@10 {result.best_valid_ndcg:.4f} at step {result.best_step}; "
           f"{summary['samples_per_s']:.1f} samples/s", file=sys.stderr)

@@ -76,6 +76,14 @@ class FitResult:
             "encoder_tokens_per_s": self.encoder_tokens / secs,
         }
 
+    def refit_summary(self, epochs: float, train_groups: int) -> dict:
+        """What metrics.json records of a refit (trained without validation): its length, rows
+        and training figures."""
+        out = {**self.summary(), "epochs": epochs, "train_groups": train_groups}
+        for key in ("valid_curve", "best_step", "best_valid_ndcg@10"):
+            del out[key]
+        return out
+
 
 ADAPTER_BASIS_ITEMS = 2048  # items whose token states fix the adapter's projection
 
@@ -240,6 +248,13 @@ def step_budget(groups: int, batch_groups: int, epochs: float, max_steps: int | 
     steps_per_epoch = math.ceil(groups / batch_groups)
     total = max(1, math.ceil(epochs * steps_per_epoch))
     return steps_per_epoch, total if max_steps is None else min(total, max_steps)
+
+
+def refit_epochs(result: FitResult, train_groups: int, batch_groups: int) -> float:
+    """The passes over the train groups that validation chose (those up to its best step): how
+    long a refit on train + validation rows trains, for the teacher and the students alike."""
+    steps_per_epoch, _ = step_budget(train_groups, batch_groups, 1.0, None)
+    return result.best_step / steps_per_epoch
 
 
 def shuffled_batches(groups: int, batch_groups: int, seed: int) -> Iterator[np.ndarray]:
