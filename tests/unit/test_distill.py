@@ -145,3 +145,23 @@ def test_student_artifact_round_trips(teacher, tmp_path):
     assert json.loads((out / "config.json").read_text()) == config
     reread = BertTokenizerFast.from_pretrained(str(out))
     assert reread("red star")["input_ids"] == tokenizer("red star")["input_ids"] == [2, 4, 8, 3]
+
+
+
+def test_kl_without_cold_items_reads_only_the_items_with_an_id(teacher, teacher_vectors):
+    student = new_student(teacher).eval()
+    users, items = teacher_vectors
+    token_ids = torch.as_tensor(TOKENS.ids)
+    id_rows = student.items.id_rows(torch.as_tensor(ITEM_IDS))
+    id_rows[[6, 7]] = 0  # rows 6 and 7 are cold: no id embedding
+
+    def kl(teacher_items: torch.Tensor, on_cold: bool) -> float:
+        options = DistillOptions(dim=8, id_dropout=0.0, kl_on_cold=on_cold)
+        _, parts = distill_loss(student, token_ids, id_rows, whole_batch(), users, teacher_items,
+                                teacher.cfg.temperature, options)
+        return parts["kl"]
+
+    colder = items.clone()
+    colder[[6, 7]] = -items[[6, 7]]  # the teacher changes its mind about the cold items only
+    assert kl(colder, on_cold=False) == pytest.approx(kl(items, on_cold=False), abs=1e-6)
+    assert kl(colder, on_cold=True) != pytest.approx(kl(items, on_cold=True), abs=1e-4)

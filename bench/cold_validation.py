@@ -1,0 +1,172 @@
+"""How well are items nobody has interacted with ranked? Checked inside the training data.
+
+    python bench/cold_validation.py --lake L --ds D [train_teacher flags]
+        [--cold-items 1500] [--students 0.1,0.3,0.1+nocoldkl] [--student-epochs 4]
+
+The validation split has almost no cold items of its own (on ml-latest-small 4 users have a
+validation interaction on an item without train interactions), so no cold-start setting could be
+chosen on it. This makes some: `--cold-items` items drawn at random (seeded) among the rare ones,
+those with 1 to 3 train and validation interactions together (the test's cold items are rare
+items: ml-latest-small's 1,496 hold 1,682 test interactions), are removed from every training
+row: as targets, as sampled negatives and from every history, train and validation, so no model
+gives them an id embedding or learns from them. Then, with the test split never read:
+
+- the teacher trains on what is left, early-stopping on the validation split as train_teacher
+  does (no refit);
+- each student of `--students` is distilled from it with the served student's defaults but its
+  id dropout (`0.3`), and with `+nocoldkl` (`0.1+nocoldkl`) no KL on the items without an id
+  (DistillOptions.kl_on_cold);
+- every model, and the TF-IDF baseline, ranks the validation split twice: the whole catalogue
+  (NDCG@10, what the warm items decide) and, as the protocol's cold-only Recall@20, only the
+  pseudo-cold items, for each user with a validation target among them.
+
+JVM-free; the figures and paired differences go to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from models import metrics
+from models.baselines import tfidf_rankings
+from models.data import (
+    Groups,
+    RankingTask,
+    load_catalogue,
+    read_examples,
+    tokenize,
+    validation_task,
+)
+from models.distill import DistillOptions, fit_student, word_embedding_init
+from models.runtime import resolve_device, use_bf16
+from models.scoring import item_vectors, top_k, user_vectors
+from models.student import Student, StudentConfig
+from models.train_teacher import parse_args, train_on
+from models.training import ItemText
+
+
+def without_items(groups: Groups, drop: np.ndarray, keep_targets: bool) -> Groups:
+    """`groups` with the catalogue rows `drop` [N] bool removed from histories (order kept) and
+    negatives, and, unless `keep_targets`, the groups whose positive is one of them."""
+    history = groups.history
+    keep = (history >= 0) & ~drop[history.clip(min=0)]
+    order = np.argsort(~keep, axis=1, kind="stable")  # kept items first, in their order
+    history = np.where(np.take_along_axis(keep, order, 1), np.take_along_axis(history, order, 1), -1)
+    negatives = np.where(drop[groups.negatives.clip(min=0)], -1, groups.negatives)
+    out = Groups(groups.user_ids, groups.positive, negatives, history, groups.target_ts)
+    return out if keep_targets else out.take(np.flatnonzero(~drop[groups.positive]))
+
+
+def pseudo_cold(train: Groups, valid: Groups, n_items: int, count: int, seed: int, how: str
+                ) -> np.ndarray:
+    """Sorted catalogue rows of `count` items: `rare`, drawn at random among those with 1 to 3
+    train + validation positives; `newest`, those whose first positive came last."""
+    positive = np.concatenate([train.positive, valid.positive])
+    if how == "newest":
+        first = np.full(n_items, np.iinfo(np.int64).min)
+        np.maximum.at(first, positive, -np.concatenate([train.target_ts, valid.target_ts]))
+        seen = np.flatnonzero(first > np.iinfo(np.int64).min)
+        return np.sort(seen[np.argsort(first[seen], kind="stable")[:count]])
+    counts = np.bincount(positive, minlength=n_items)
+    rare = np.flatnonzero((counts >= 1) & (counts <= 3))
+    return np.sort(np.random.default_rng(seed).choice(rare, min(count, len(rare)), replace=False))
+
+
+def figures(ranked: dict, cold_ranked: dict, task: RankingTask, cold_rows: np.ndarray) -> dict:
+    relevant = {int(u): r.tolist() for u, r in zip(task.user_ids, task.relevant)}
+    return metrics.per_user_values(ranked, relevant, cold_rows.tolist(), cold_ranked)
+
+
+def vector_rankings(model, users: torch.Tensor, items: torch.Tensor, task: RankingTask,
+                    cold_rows: np.ndarray) -> tuple[dict, dict]:
+    """(user -> top 20 of the whole catalogue minus their seen rows, user -> top 20 cold rows)."""
+    full = top_k(model, users, items, task.exclude, 20)
+    none = [np.empty(0, dtype=np.int64)] * len(task.user_ids)
+    cold = cold_rows[top_k(model, users, items[torch.as_tensor(cold_rows)], none, 20)]
+    return ({int(u): r.tolist() for u, r in zip(task.user_ids, full)},
+            {int(u): r.tolist() for u, r in zip(task.user_ids, cold)})
+
+
+def main(argv: list[str] | None = None) -> None:
+    own = argparse.ArgumentParser(add_help=False)
+    own.add_argument("--cold-items", type=int, default=1500)
+    own.add_argument("--cold-seed", type=int, default=0)
+    own.add_argument("--cold-by", choices=["rare", "newest"], default="rare")
+    own.add_argument("--students", default="0.1")
+    own.add_argument("--student-epochs", type=float, default=DistillOptions.epochs)
+    mine, rest = own.parse_known_args(argv)
+    args = parse_args(rest)
+    device = resolve_device(args.device)
+    bf16 = use_bf16(args.precision, device)
+    catalogue = load_catalogue(args.lake, args.ds)
+    n = len(catalogue.item_ids)
+    train, valid = read_examples(args.lake, args.ds, catalogue)
+    cold_rows = pseudo_cold(train, valid, n, mine.cold_items, mine.cold_seed,
+                            mine.cold_by)
+    drop = np.zeros(n, dtype=bool)
+    drop[cold_rows] = True
+    train, valid = without_items(train, drop, False), without_items(valid, drop, True)
+    task = validation_task(train, valid)
+    cold_users = sum(bool(drop[r].any()) for r in task.relevant)
+    print(f"{len(cold_rows)} pseudo-cold items; {len(train)} train groups left; "
+          f"{len(task.user_ids)} validation users, {cold_users} of them with a pseudo-cold target",
+          file=sys.stderr)
+
+    results = {}
+    full, cold = tfidf_rankings(catalogue.texts, task, cold_rows)
+    results["TF-IDF"] = figures(full, cold, task, cold_rows)
+
+    teacher, tokenizer, _, _ = train_on(args, catalogue, train, task, device, bf16)
+    teacher.eval()
+    tokens = tokenize(tokenizer, catalogue.texts, args.max_item_tokens)
+    text = ItemText(teacher, tokens, catalogue.item_ids, device, bf16)
+    t_items = item_vectors(teacher, text, catalogue.item_ids, tokens.lengths, device, bf16)
+    t_valid = user_vectors(teacher, t_items, task.history, tokens.lengths, bf16)
+    results["teacher"] = figures(*vector_rankings(teacher, t_valid, t_items, task, cold_rows),
+                                 task, cold_rows)
+    t_train = user_vectors(teacher, t_items, train.history, tokens.lengths, bf16)
+
+    known = catalogue.item_ids[train.known_rows()]
+    for variant in mine.students.split(","):
+        rate, *flags = variant.split("+")
+        unknown = set(flags) - {"nocoldkl"}
+        if unknown:
+            raise SystemExit(f"unknown student flags {sorted(unknown)} in {variant}")
+        cfg = StudentConfig(vocab_size=teacher.cfg.bert["vocab_size"],
+                            pad_token_id=int(tokenizer.pad_token_id), num_known_items=len(known),
+                            max_item_tokens=args.max_item_tokens)
+        options = replace(DistillOptions(), id_dropout=float(rate), epochs=mine.student_epochs,
+                          kl_on_cold="nocoldkl" not in flags)
+        student = Student(cfg)
+        student.items.known_item_ids.copy_(torch.as_tensor(known))
+        with torch.no_grad():
+            student.items.words.weight.copy_(word_embedding_init(teacher, cfg.dim))
+        fit_student(student, tokens.ids, catalogue.item_ids, train, t_train, t_items,
+                    teacher.cfg.temperature, task, options)
+        student.eval()
+        s_items = student.item_vectors(tokens.ids, catalogue.item_ids)
+        s_users = student.user_vectors(s_items, task.history)
+        results[f"student {variant}"] = figures(
+            *vector_rankings(student, s_users, s_items, task, cold_rows), task, cold_rows)
+
+    for name, got in results.items():
+        print(f"{name}: " + ", ".join(
+            f"{key} {np.mean(list(got[key].values())):.4f} ({len(got[key])} users)"
+            for key in ("ndcg@10", "recall@20", "cold_only_recall@20")))
+    base = results.get("student 0.1")
+    for name, got in results.items():
+        if base is None or got is base:
+            continue
+        for key in ("ndcg@10", "cold_only_recall@20"):
+            d = metrics.paired_difference(got[key], base[key])
+            print(f"{name} - student 0.1, {key}: {d['difference']:+.4f} "
+                  f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] over {d['users']} users")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""bench/cold_validation.py's pseudo-cold items on a literal fixture: once removed, no training
+row may mention them, and nothing else may move."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench.cold_validation import pseudo_cold, without_items
+from models.data import Groups
+
+GROUPS = Groups(
+    user_ids=np.array([1, 1, 2, 2]),
+    positive=np.array([3, 5, 4, 3]),
+    negatives=np.array([[5, 0], [1, -1], [2, 3], [0, 1]]),
+    history=np.array([[5, 2, 3, -1], [3, 5, 2, 1], [2, -1, -1, -1], [4, 5, 2, -1]]),
+    target_ts=np.array([10, 20, 30, 40]))
+
+
+def test_removed_items_leave_every_row_and_the_rest_keeps_its_order():
+    drop = np.zeros(6, dtype=bool)
+    drop[[3, 5]] = True
+    out = without_items(GROUPS, drop, keep_targets=False)
+    assert out.positive.tolist() == [4]  # groups whose positive is removed go
+    assert out.history.tolist() == [[2, -1, -1, -1]]
+    assert out.negatives.tolist() == [[2, -1]]
+    kept = without_items(GROUPS, drop, keep_targets=True)  # validation: targets stay
+    # histories keep their order (most recent first) with the removed items closed up
+    assert kept.positive.tolist() == [3, 5, 4, 3]
+    assert kept.history.tolist() == [[2, -1, -1, -1], [2, 1, -1, -1], [2, -1, -1, -1],
+                                     [4, 2, -1, -1]]
+    assert not np.isin(kept.history, [3, 5]).any() and not np.isin(kept.negatives, [3, 5]).any()
+
+
+def test_pseudo_cold_items_are_rare_or_newest():
+    valid = GROUPS.take(np.array([3]))  # item 3 again, at time 40
+    train = GROUPS.take(np.array([0, 1, 2]))
+    # positives: 3 (twice), 5, 4; all have 1 to 3 interactions
+    assert pseudo_cold(train, valid, 6, 10, 0, "rare").tolist() == [3, 4, 5]
+    # first seen: 3 at 10, 5 at 20, 4 at 30
+    assert pseudo_cold(train, valid, 6, 2, 0, "newest").tolist() == [4, 5]
