@@ -547,6 +547,11 @@ def test_refit_learns_the_validation_rows_and_keeps_the_validated_twin(base_mode
 
     distill.main(["--lake", tiny_lake, "--ds", DS, "--teacher-dir", str(served), "--dim", "8",
                   "--max-steps", "2", "--batch-groups", "8"])
+    # The validation run's soft targets come from the twin, for the 24 train groups only; the
+    # refitted teacher's, for all 28, train the student that is saved.
+    read = re.findall(r"teacher vectors of (\S+) for \d+ items and (\d+) groups",
+                      capsys.readouterr().err)
+    assert sorted(read) == [("teacher", "28"), ("teacher-validation", "24")]
     student = json.loads((served.parent / "student" / "metrics.json").read_text())
     assert student["refit"]["train_groups"] == 28
     assert student["refit"]["epochs"] == pytest.approx(student["best_step"] / 3)
