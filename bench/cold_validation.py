@@ -164,8 +164,7 @@ def main(argv: list[str] | None = None) -> None:
             continue
         for key in ("ndcg@10", "cold_only_recall@20"):
             d = metrics.paired_difference(got[key], base[key])
-            print(f"{name} - student 0.1, {key}: {d['difference']:+.4f} "
-                  f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] over {d['users']} users")
+            print(f"{name} - student 0.1, {key}: {metrics.format_difference(d)}")
 
 
 if __name__ == "__main__":

@@ -76,8 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     before, after = figures.values()
     for key in ("ndcg@10", "recall@20"):
         d = metrics.paired_difference(after[key], before[key])
-        print(f"refit - validation run, {key}: {d['difference']:+.4f} "
-              f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] over {d['users']} users")
+        print(f"refit - validation run, {key}: {metrics.format_difference(d)}")
 
 
 if __name__ == "__main__":

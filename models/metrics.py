@@ -152,3 +152,9 @@ def paired_difference(a: Mapping[object, float], b: Mapping[object, float]) -> d
     low, high = bootstrap_interval(diffs)
     return {"difference": sum(diffs) / len(diffs) if diffs else float("nan"),
             "ci_low": low, "ci_high": high, "users": len(users)}
+
+
+def format_difference(d: Mapping[str, float]) -> str:
+    """A paired_difference as text: '+0.0111 [+0.0011, +0.0217] over 610 users'."""
+    return (f"{d['difference']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] "
+            f"over {d['users']} users")

@@ -222,6 +222,7 @@ def test_paired_difference_pairs_users_and_cancels_what_they_share():
     assert paired["users"] == 4
     assert paired["difference"] == pytest.approx(0.1)
     assert paired["ci_low"] == pytest.approx(0.1) and paired["ci_high"] == pytest.approx(0.1)
+    assert metrics.format_difference(paired) == "+0.1000 [+0.1000, +0.1000] over 4 users"
     values = metrics.per_user_values({1: [7, 8], 2: [9]}, {1: [8], 2: [5], 3: []}, cold_items=[5],
                                      cold_rankings={2: [5]})
     assert values["ndcg@10"] == {1: pytest.approx(1 / math.log2(3)), 2: 0.0}
