@@ -42,10 +42,9 @@ from models.data import (
     tokenize,
     validation_task,
 )
-from models.distill import DistillOptions, fit_student, word_embedding_init
+from models.distill import DistillOptions, fit_student, new_student
 from models.runtime import resolve_device, use_bf16
 from models.scoring import item_vectors, top_k, user_vectors
-from models.student import Student, StudentConfig
 from models.train_teacher import parse_args, train_on
 from models.training import ItemText
 
@@ -137,15 +136,9 @@ def main(argv: list[str] | None = None) -> None:
         unknown = set(flags) - {"nocoldkl"}
         if unknown:
             raise SystemExit(f"unknown student flags {sorted(unknown)} in {variant}")
-        cfg = StudentConfig(vocab_size=teacher.cfg.bert["vocab_size"],
-                            pad_token_id=int(tokenizer.pad_token_id), num_known_items=len(known),
-                            max_item_tokens=args.max_item_tokens)
         options = replace(DistillOptions(), id_dropout=float(rate), epochs=mine.student_epochs,
                           kl_on_cold="nocoldkl" not in flags)
-        student = Student(cfg)
-        student.items.known_item_ids.copy_(torch.as_tensor(known))
-        with torch.no_grad():
-            student.items.words.weight.copy_(word_embedding_init(teacher, cfg.dim))
+        student = new_student(teacher, int(tokenizer.pad_token_id), known, options.dim)
         fit_student(student, tokens.ids, catalogue.item_ids, train, t_train, t_items,
                     teacher.cfg.temperature, task, options)
         student.eval()

@@ -195,6 +195,23 @@ def fit_student(student: Student, token_ids: np.ndarray, item_ids: np.ndarray, t
 NO_TEACHER_LRS = (5e-3, 2e-2)
 
 
+def new_student(teacher, pad_token_id: int, known: np.ndarray, dim: int,
+                log_popularity: torch.Tensor | None = None) -> Student:
+    """A student ready to distil from `teacher`: id embeddings for the `known` raw item ids, the
+    teacher's wordpieces reduced to `dim` as its words, and each known item's log(1 + train
+    interactions) for the served popularity correction (zeros when not given)."""
+    cfg = StudentConfig(vocab_size=teacher.cfg.bert["vocab_size"], pad_token_id=pad_token_id,
+                        num_known_items=len(known), dim=dim,
+                        max_item_tokens=teacher.cfg.max_item_tokens)
+    student = Student(cfg)
+    student.items.known_item_ids.copy_(torch.as_tensor(known))
+    if log_popularity is not None:
+        student.log_popularity.copy_(log_popularity)
+    with torch.no_grad():
+        student.items.words.weight.copy_(word_embedding_init(teacher, cfg.dim))
+    return student
+
+
 def teacher_targets(teacher_dir: Path, catalogue, groups: Groups):
     """(teacher, tokenizer, tokens, [N, D] catalogue vectors, [len(groups), D] user vectors of
     every row of `groups`): what the soft targets are computed from, once."""
@@ -237,18 +254,12 @@ def distill(lake: str, ds: str, teacher_dir: Path, options: DistillOptions,
     popularity = train_popularity(lake, ds, catalogue)
     log_popularity = torch.as_tensor(np.log1p(popularity[catalogue.rows(known)]),
                                      dtype=torch.float32)
-    cfg = StudentConfig(vocab_size=teacher.cfg.bert["vocab_size"],
-                        pad_token_id=int(tokenizer.pad_token_id), num_known_items=len(known),
-                        dim=options.dim, max_item_tokens=teacher.cfg.max_item_tokens)
     version = teacher_dir.parent.name  # the student is the same model version as its teacher
 
     def train_student(opts: DistillOptions, rows: Groups, users: torch.Tensor,
                       items: torch.Tensor, task: RankingTask | None) -> tuple[Student, FitResult]:
-        student = Student(cfg)
-        student.items.known_item_ids.copy_(torch.as_tensor(known))
-        student.log_popularity.copy_(log_popularity)
-        with torch.no_grad():
-            student.items.words.weight.copy_(word_embedding_init(teacher, cfg.dim))
+        student = new_student(teacher, int(tokenizer.pad_token_id), known, opts.dim,
+                              log_popularity)
         result = fit_student(student, teacher_tokens.ids, catalogue.item_ids, rows, users,
                              items, teacher.cfg.temperature, task, opts)
         return student, result
