@@ -1,13 +1,16 @@
-"""Does EASE know something the teacher does not? A blend of the two, on the validation split.
+"""Does EASE, or a second teacher, know something the teacher does not? Blends on the validation split.
 
-    python bench/teacher_ease_blend.py --lake L --ds D --teacher-dir DIR
+    python bench/teacher_ease_blend.py --lake L --ds D --teacher-dir DIR [--teacher-dir DIR2 ...]
         [--lambdas 250,500] [--weights 0.25,0.5,1,2,4]
 
 Ranks the validation task (models.data.validation_task: each user's earliest validation history,
-the whole catalogue minus their train items) with the teacher's logits, with EASE (fitted on the
-train interactions minus the validation targets, baselines.validation_ease) and with
-teacher + w x EASE, EASE's scores first scaled per user to the spread of the teacher's logits.
-Prints NDCG@10 and Recall@20 of each. The test split is never read. JVM-free.
+the whole catalogue minus their train items) with each teacher's logits; with several teachers
+(e.g. the same settings, other seeds) also with the mean of their log-softmax, an ensemble; with
+EASE (fitted on the train interactions minus the validation targets, baselines.validation_ease);
+and with teacher + w x EASE (the ensemble's scores where there are several teachers), EASE's
+scores first scaled per user to the spread of the teacher's. Prints NDCG@10 and Recall@20 of
+each. Point it at the teachers' `teacher-validation/` directories where they were refitted: the
+refitted ones learned the validation rows. The test split is never read. JVM-free.
 """
 
 from __future__ import annotations
@@ -40,15 +43,14 @@ def main(argv: list[str] | None = None) -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_lake_arg(p)
     p.add_argument("--ds", required=True, type=run_date)
-    p.add_argument("--teacher-dir", required=True)
+    p.add_argument("--teacher-dir", required=True, action="append",
+                   help="a teacher artifact; repeat it to rank with their mean too")
     p.add_argument("--lambdas", type=floats, default=[250.0, 500.0])
     p.add_argument("--weights", type=floats, default=[0.25, 0.5, 1.0, 2.0, 4.0])
     args = p.parse_args(argv)
 
     cpu = torch.device("cpu")
-    teacher, tokenizer, _ = load_teacher(args.teacher_dir, cpu)
     catalogue = load_catalogue(args.lake, args.ds)
-    tokens = tokenize(tokenizer, catalogue.texts, teacher.cfg.max_item_tokens)
     train, valid = read_examples(args.lake, args.ds, catalogue)
     task = validation_task(train, valid)
     n_items = len(catalogue.item_ids)
@@ -61,11 +63,21 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:<28} NDCG@10 {got['ndcg@10']:.4f}  Recall@20 {got['recall@20']:.4f}",
               flush=True)
 
-    vecs = item_vectors(teacher, text_from_tokens(teacher, tokens, cpu), catalogue.item_ids,
-                        tokens.lengths, cpu, False)
-    users = user_vectors(teacher, vecs, task.history, tokens.lengths, False)
-    logits = teacher.score(users, vecs).numpy().astype(np.float64)
-    report("teacher", logits)
+    def teacher_logits(model_dir: str) -> np.ndarray:
+        teacher, tokenizer, _ = load_teacher(model_dir, cpu)
+        tokens = tokenize(tokenizer, catalogue.texts, teacher.cfg.max_item_tokens)
+        vecs = item_vectors(teacher, text_from_tokens(teacher, tokens, cpu), catalogue.item_ids,
+                            tokens.lengths, cpu, False)
+        users = user_vectors(teacher, vecs, task.history, tokens.lengths, False)
+        # Log-softmax so that teachers of other temperatures weigh alike in the mean.
+        return torch.log_softmax(teacher.score(users, vecs).double(), -1).numpy()
+
+    each = [teacher_logits(d) for d in args.teacher_dir]
+    for model_dir, scores in zip(args.teacher_dir, each):
+        report(f"teacher {model_dir}", scores)
+    logits = np.mean(each, axis=0)
+    if len(each) > 1:
+        report(f"mean of the {len(each)} teachers", logits)
 
     ease = validation_ease(*train_interactions(args.lake, args.ds, catalogue), n_items, valid)
     found = np.searchsorted(ease.users, task.user_ids).clip(max=len(ease.users) - 1)
