@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.cold_validation import pseudo_cold, without_items
+from bench.cold_validation import pooled, pseudo_cold, without_items
 from models.data import Groups
 
 GROUPS = Groups(
@@ -38,3 +38,16 @@ def test_pseudo_cold_items_are_rare_or_newest():
     assert pseudo_cold(train, valid, 6, 10, 0, "rare").tolist() == [3, 4, 5]
     # first seen: 3 at 10, 5 at 20, 4 at 30
     assert pseudo_cold(train, valid, 6, 2, 0, "newest").tolist() == [4, 5]
+
+
+def test_draws_pool_into_one_figure_per_user():
+    draws = {
+        0: {"teacher": {"cold_only_recall@20": {1: 0.5, 2: 0.0}},
+            "student": {"cold_only_recall@20": {1: 1.0, 2: 0.5}}},
+        1: {"teacher": {"cold_only_recall@20": {1: 0.0, 3: 1.0}},
+            "student": {"cold_only_recall@20": {1: 0.5, 3: 1.0}}},
+    }
+    got = pooled(draws)
+    # user 1 has a pseudo-cold target in both draws: their mean; users 2 and 3 in one each
+    assert got["teacher"]["cold_only_recall@20"] == {1: 0.25, 2: 0.0, 3: 1.0}
+    assert got["student"]["cold_only_recall@20"] == {1: 0.75, 2: 0.5, 3: 1.0}
