@@ -39,6 +39,7 @@ import torch
 from models import metrics
 from models.baselines import tfidf_rankings
 from models.data import (
+    Catalogue,
     Groups,
     RankingTask,
     load_catalogue,
@@ -115,13 +116,12 @@ def pooled(draws: dict[int, dict[str, dict[str, dict]]]) -> dict[str, dict[str, 
             for name, got in values.items()}
 
 
-def one_draw(args: argparse.Namespace, mine: argparse.Namespace, seed: int, device: torch.device,
-             bf16: bool) -> dict[str, dict[str, dict]]:
+def one_draw(args: argparse.Namespace, mine: argparse.Namespace, seed: int, catalogue: Catalogue,
+             train: Groups, valid: Groups, device: torch.device, bf16: bool
+             ) -> dict[str, dict[str, dict]]:
     """{model: per_user_values} for the pseudo-cold items of `seed`: TF-IDF, the teacher trained
     without them and each student of `--students` distilled from it."""
-    catalogue = load_catalogue(args.lake, args.ds)
     n = len(catalogue.item_ids)
-    train, valid = read_examples(args.lake, args.ds, catalogue)
     cold_rows = pseudo_cold(train, valid, n, mine.cold_items, seed, mine.cold_by)
     drop = np.zeros(n, dtype=bool)
     drop[cold_rows] = True
@@ -179,7 +179,10 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"unknown student flags {sorted(unknown)} in {variant}")
     device = resolve_device(args.device)
     bf16 = use_bf16(args.precision, device)
-    results = pooled({seed: one_draw(args, mine, seed, device, bf16) for seed in mine.cold_seed})
+    catalogue = load_catalogue(args.lake, args.ds)
+    train, valid = read_examples(args.lake, args.ds, catalogue)
+    results = pooled({seed: one_draw(args, mine, seed, catalogue, train, valid, device, bf16)
+                      for seed in mine.cold_seed})
 
     for name, got in results.items():
         print(f"{name}: " + ", ".join(

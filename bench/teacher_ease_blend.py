@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> None:
         vecs = item_vectors(teacher, text_from_tokens(teacher, tokens, cpu), catalogue.item_ids,
                             tokens.lengths, cpu, False)
         users = user_vectors(teacher, vecs, task.history, tokens.lengths, False)
-        # Log-softmax so that teachers of other temperatures weigh alike in the mean.
+        # Log-probabilities: their mean ranks as the product of the teachers' distributions
+        # (for one teacher, the same ranking as its logits).
         return torch.log_softmax(teacher.score(users, vecs).double(), -1).numpy()
 
     each = [teacher_logits(d) for d in args.teacher_dir]
