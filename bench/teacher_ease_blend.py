@@ -9,7 +9,8 @@ the whole catalogue minus their train items) with each teacher's logits; with se
 EASE (fitted on the train interactions minus the validation targets, baselines.validation_ease);
 and with teacher + w x EASE (the ensemble's scores where there are several teachers), EASE's
 scores first scaled per user to the spread of the teacher's. Prints NDCG@10 and Recall@20 of
-each. Point it at the teachers' `teacher-validation/` directories where they were refitted: the
+each, and each further teacher's paired difference from the first (95% bootstrap over users).
+Point it at the teachers' `teacher-validation/` directories where they were refitted: the
 refitted ones learned the validation rows. The test split is never read. JVM-free.
 """
 
@@ -56,12 +57,13 @@ def main(argv: list[str] | None = None) -> None:
     n_items = len(catalogue.item_ids)
     relevant = {int(u): r.tolist() for u, r in zip(task.user_ids, task.relevant)}
 
-    def report(name: str, scores: np.ndarray) -> None:
+    def report(name: str, scores: np.ndarray) -> dict[str, dict]:
         top = top_rows(scores, task.exclude, 20)
-        got = metrics.evaluate({int(u): r.tolist() for u, r in zip(task.user_ids, top)},
-                               relevant, n_items)
+        ranked = {int(u): r.tolist() for u, r in zip(task.user_ids, top)}
+        got = metrics.evaluate(ranked, relevant, n_items)
         print(f"{name:<28} NDCG@10 {got['ndcg@10']:.4f}  Recall@20 {got['recall@20']:.4f}",
               flush=True)
+        return metrics.per_user_values(ranked, relevant)
 
     def teacher_logits(model_dir: str) -> np.ndarray:
         teacher, tokenizer, _ = load_teacher(model_dir, cpu)
@@ -74,8 +76,13 @@ def main(argv: list[str] | None = None) -> None:
         return torch.log_softmax(teacher.score(users, vecs).double(), -1).numpy()
 
     each = [teacher_logits(d) for d in args.teacher_dir]
-    for model_dir, scores in zip(args.teacher_dir, each):
-        report(f"teacher {model_dir}", scores)
+    per_user = [report(f"teacher {d}", scores) for d, scores in zip(args.teacher_dir, each)]
+    for model_dir, values in zip(args.teacher_dir[1:], per_user[1:]):
+        # Teachers trained with other settings on the same lake: which one ranks better, paired
+        # over the same validation users.
+        for metric in ("ndcg@10", "recall@20"):
+            diff = metrics.paired_difference(values[metric], per_user[0][metric])
+            print(f"  {model_dir} - first teacher, {metric}: {metrics.format_difference(diff)}")
     logits = np.mean(each, axis=0)
     if len(each) > 1:
         report(f"mean of the {len(each)} teachers", logits)

@@ -193,6 +193,39 @@ def future_targets(groups: Groups, window: int) -> np.ndarray:
     return out
 
 
+@dataclass
+class UserItems:
+    """Every catalogue row each user interacted with in some groups (their positives and
+    histories), for masking a user's other items out of a training softmax."""
+
+    users: np.ndarray  # [U] sorted user ids
+    starts: np.ndarray  # [U + 1] offsets of each user's rows in `rows`
+    rows: np.ndarray  # catalogue rows, grouped by user
+
+    @classmethod
+    def of(cls, groups: Groups) -> UserItems:
+        width = groups.history.shape[1]
+        user_ids = np.concatenate([groups.user_ids, np.repeat(groups.user_ids, width)])
+        rows = np.concatenate([groups.positive, groups.history.ravel()])
+        keep = rows >= 0
+        pairs = np.unique(np.stack([user_ids[keep], rows[keep]], 1), axis=0)
+        users, starts = np.unique(pairs[:, 0], return_index=True)
+        return cls(users, np.r_[starts, len(pairs)], pairs[:, 1])
+
+    def matrix(self, user_ids: np.ndarray, unmasked: np.ndarray) -> np.ndarray:
+        """[B, M] each user's rows, -1 padded, leaving out that row's `unmasked` ([B, F]) ones."""
+        pos = np.searchsorted(self.users, user_ids).clip(max=len(self.users) - 1)
+        found = self.users[pos] == user_ids
+        lo, hi = self.starts[pos], np.where(found, self.starts[pos + 1], self.starts[pos])
+        counts = hi - lo
+        out = np.full((len(user_ids), max(int(counts.max(initial=0)), 1)), -1, dtype=np.int64)
+        row = np.repeat(np.arange(len(user_ids)), counts)
+        col = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        out[row, col] = self.rows[np.repeat(lo, counts) + col]
+        kept = (out[:, :, None] == unmasked[:, None, :]).any(-1)
+        return np.where(kept, -1, out)
+
+
 def _per_user(users: np.ndarray, user_ids: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
     """Group (user, row) pairs into one unique-row array per entry of `users`."""
     keep = rows >= 0

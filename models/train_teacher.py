@@ -115,6 +115,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     tr.add_argument("--id-dropout", type=float, default=o.id_dropout,
                     help="share of items whose id embedding is dropped each step, so that text "
                          "alone learns to rank (the path of items nobody has interacted with)")
+    tr.add_argument("--mask-user-items", action=argparse.BooleanOptionalAction,
+                    default=o.mask_user_items,
+                    help="leave every other item of the user's training rows out of each row's "
+                         "softmax, not only the row's history (default; chosen on validation)")
     tr.add_argument("--eval-every", type=int, default=None,
                     help="steps between validation NDCG@10 evaluations (default: twice per epoch)")
     tr.add_argument("--patience", type=int, default=o.patience,

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from models import losses
-from models.data import Groups
+from models.data import Groups, UserItems
 from models.training import make_batch
 
 
@@ -70,3 +70,21 @@ def test_batch_pairs_each_row_with_its_targets_and_zeroes_padded_history():
     hist, mask = batch.histories(vecs)
     assert mask.tolist() == [[True, True], [True, False]]
     assert hist[:, :, 0].tolist() == [[4.0, 2.0], [2.0, 0.0]]  # padding contributes a zero vector
+
+
+def test_user_items_mask_the_users_other_rows_but_never_the_rows_targets():
+    # User 7: three rows in time order (positives 4, 2, 5), so row 0's later positives 2 and 5
+    # are the same user's items; user 9 has one row.
+    groups = Groups(user_ids=np.array([7, 7, 7, 9]), positive=np.array([4, 2, 5, 4]),
+                    negatives=np.full((4, 1), -1), history=np.array([[1, -1], [4, 1], [2, 4], [3, -1]]),
+                    target_ts=np.array([1, 2, 3, 1]))
+    targets = np.array([[4], [2], [5], [4]])
+    plain = make_batch(groups, targets, np.array([0, 3]), np.ones(6, dtype=np.int64), 2, 10,
+                       torch.device("cpu"))
+    assert plain.seen.tolist() == plain.history.tolist() == [[1], [3]]
+    batch = make_batch(groups, targets, np.array([0, 3]), np.ones(6, dtype=np.int64), 2, 10,
+                       torch.device("cpu"), UserItems.of(groups))
+    # Row 0 (user 7, target 4) masks 1, 2 and 5; row 3 (user 9, target 4) masks only 3.
+    assert [sorted(r for r in row if r >= 0) for row in batch.seen.tolist()] == [[1, 2, 5], [3]]
+    # A user with no rows in the groups masks nothing.
+    assert (UserItems.of(groups).matrix(np.array([8]), np.array([[0]])) == -1).all()
