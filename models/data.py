@@ -206,9 +206,7 @@ class UserItems:
     def of(cls, groups: Groups) -> UserItems:
         width = groups.history.shape[1]
         user_ids = np.concatenate([groups.user_ids, np.repeat(groups.user_ids, width)])
-        rows = np.concatenate([groups.positive, groups.history.ravel()])
-        keep = rows >= 0
-        pairs = np.unique(np.stack([user_ids[keep], rows[keep]], 1), axis=0)
+        pairs = _user_row_pairs(user_ids, np.concatenate([groups.positive, groups.history.ravel()]))
         users, starts = np.unique(pairs[:, 0], return_index=True)
         return cls(users, np.r_[starts, len(pairs)], pairs[:, 1])
 
@@ -226,10 +224,15 @@ class UserItems:
         return np.where(kept, -1, out)
 
 
+def _user_row_pairs(user_ids: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """[P, 2] the distinct (user, catalogue row) pairs, sorted by user then row; -1 rows dropped."""
+    keep = rows >= 0
+    return np.unique(np.stack([user_ids[keep], rows[keep]], 1), axis=0)
+
+
 def _per_user(users: np.ndarray, user_ids: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
     """Group (user, row) pairs into one unique-row array per entry of `users`."""
-    keep = rows >= 0
-    pairs = np.unique(np.stack([user_ids[keep], rows[keep]], 1), axis=0)
+    pairs = _user_row_pairs(user_ids, rows)
     lo = np.searchsorted(pairs[:, 0], users, "left")
     hi = np.searchsorted(pairs[:, 0], users, "right")
     return [pairs[a:b, 1] for a, b in zip(lo, hi)]

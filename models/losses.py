@@ -53,3 +53,22 @@ def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     t = temperature
     return F.kl_div(F.log_softmax(student_logits / t, -1), F.log_softmax(teacher_logits / t, -1),
                     log_target=True, reduction="batchmean") * t * t
+
+
+def co_consumed_contrastive(a: torch.Tensor, b: torch.Tensor, a_items: torch.Tensor,
+                            b_items: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Symmetric in-batch InfoNCE of [B, D] normalised text vectors: a[i] must pick b[i] (an item
+    the same user consumed next to it) among the batch's b, and b[i] pick a[i] among the a
+    (sentence-transformers' MultipleNegativesRankingLoss, both ways).
+
+    A column holding the row's own positive item or its anchor item again (popular items recur
+    in a batch) is not a negative: it is masked rather than pushed away.
+    """
+    logits = a @ b.T / temperature
+    eye = torch.eye(len(a), dtype=torch.bool, device=a.device)
+    clash_ab = (b_items[None, :] == b_items[:, None]) | (b_items[None, :] == a_items[:, None])
+    clash_ba = (a_items[None, :] == a_items[:, None]) | (a_items[None, :] == b_items[:, None])
+    target = torch.arange(len(a), device=a.device)
+    forward = F.cross_entropy(logits.masked_fill(clash_ab & ~eye, MASKED_LOGIT), target)
+    backward = F.cross_entropy(logits.T.masked_fill(clash_ba & ~eye, MASKED_LOGIT), target)
+    return (forward + backward) / 2

@@ -33,6 +33,7 @@ from models.data import (
 )
 from models.runtime import HelpFormatter, resolve_device, use_bf16
 from models.safe_weights import save_model
+from models.text_tuning import TextTuning, co_consumed_pairs, tune_item_text
 from models.training import TrainOptions, fit, plot_curves, refit_epochs
 
 # adapter_rank 0: the text adapter (--adapter-rank 32) measured below frozen pooling on
@@ -48,7 +49,7 @@ TEACHER_DEFAULTS = {
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    o, t = TrainOptions(), TEACHER_DEFAULTS
+    o, t, tt = TrainOptions(), TEACHER_DEFAULTS, TextTuning()
     p = argparse.ArgumentParser(
         prog="python -m models.train_teacher", description=__doc__,
         formatter_class=HelpFormatter)
@@ -119,6 +120,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     default=o.mask_user_items,
                     help="leave every other item of the user's training rows out of each row's "
                          "softmax, not only the row's history (default; chosen on validation)")
+    tr.add_argument("--text-steps", type=int, default=tt.steps,
+                    help="before the teacher trains, fine-tune the top --text-layers BERT layers "
+                         "for N steps on item pairs one user consumed one after the other "
+                         "(in-batch contrastive; only the batch's items are encoded); 0 = the "
+                         "pretrained encoder as it is")
+    tr.add_argument("--text-layers", type=int, default=tt.layers,
+                    help="top BERT layers that stage tunes")
+    tr.add_argument("--text-lr", type=float, default=tt.lr,
+                    help="peak learning rate of that stage")
+    tr.add_argument("--text-flatten", type=float, default=tt.flatten,
+                    help="that stage draws pairs with probability ~ 1 / (pairs of their target "
+                         "item) ** N: 0 follows the interactions, 1 weighs every item alike")
     tr.add_argument("--eval-every", type=int, default=None,
                     help="steps between validation NDCG@10 evaluations (default: twice per epoch)")
     tr.add_argument("--patience", type=int, default=o.patience,
@@ -136,6 +149,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--max-steps must be >= 1")
     if args.future_items < 1:
         p.error("--future-items must be >= 1")
+    if args.text_steps < 0 or args.text_layers < 1:
+        p.error("--text-steps must be >= 0 and --text-layers >= 1")
     if not 0 <= args.id_dropout < 1:
         p.error("--id-dropout must be in [0, 1)")
     return args
@@ -153,6 +168,10 @@ def train_on(args: argparse.Namespace, catalogue: Catalogue, train: Groups,
         base, known_ids, bert_layers=args.bert_layers,
         **{k: getattr(args, k) for k in TEACHER_DEFAULTS if k != "bert_layers"})
     tokens = tokenize(tokenizer, catalogue.texts, args.max_item_tokens)
+    tuning = TextTuning(args.text_steps, args.text_layers, args.text_lr,
+                        flatten=args.text_flatten, seed=args.seed)
+    stage = tune_item_text(teacher.items, tokens, co_consumed_pairs(train, tuning.window), tuning,
+                           device, bf16)
     fields = {k: getattr(args, k) for k in TrainOptions.__dataclass_fields__ if k != "bf16"}
     if epochs is not None:
         fields.update(epochs=epochs, max_steps=max_steps)
@@ -161,6 +180,9 @@ def train_on(args: argparse.Namespace, catalogue: Catalogue, train: Groups,
           f"{0 if task is None else len(task.user_ids)} valid users, device {device}, "
           f"bf16 {bf16}, threads {torch.get_num_threads()}", file=sys.stderr)
     result = fit(teacher, tokens, catalogue.item_ids, train, task, options, device)
+    if stage is not None:
+        result.text_stage = {**asdict(tuning), "train_seconds": stage.train_seconds,
+                             "loss_curve": stage.train_curve}
     return teacher, tokenizer, result, options
 
 

@@ -67,10 +67,13 @@ class FitResult:
     examples: int = 0
     input_tokens: int = 0
     encoder_tokens: int = 0
+    # What a text stage before training did (models/text_tuning.py): its settings and loss curve.
+    text_stage: dict | None = None
 
     def summary(self) -> dict:
         secs = max(self.train_seconds, 1e-9)
         return {
+            **({} if self.text_stage is None else {"text_stage": self.text_stage}),
             "train_curve": self.train_curve,
             "valid_curve": self.valid_curve,
             "best_step": self.best_step,
@@ -271,6 +274,14 @@ def refit_epochs(result: FitResult, train_groups: int, batch_groups: int) -> flo
     return result.best_step / steps_per_epoch
 
 
+def warmup_then_decay(optimizer: torch.optim.Optimizer, warmup: int, total: int
+                      ) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over `warmup` steps, then linear decay to zero at step `total`."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: (s + 1) / (warmup + 1) if s < warmup else
+        max(0.0, (total - s) / max(1, total - warmup)))
+
+
 def shuffled_batches(groups: int, batch_groups: int, seed: int) -> Iterator[np.ndarray]:
     """Endless batches of group indices, each pass over all groups in a fresh seeded order."""
     rng = np.random.default_rng(seed)
@@ -379,12 +390,9 @@ def fit(teacher: Teacher, tokens: Tokens, item_ids: np.ndarray, train: Groups,
 
     steps_per_epoch, total = step_budget(len(train), options.batch_groups, options.epochs,
                                          options.max_steps)
-    warmup = int(options.warmup_ratio * total)
     # The fused kernel halves the optimizer step on CPU, where the dense id-embedding update dominates.
     optimizer = torch.optim.AdamW(param_groups(teacher, options), fused=True)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / (warmup + 1) if s < warmup else
-        max(0.0, (total - s) / max(1, total - warmup)))
+    schedule = warmup_then_decay(optimizer, int(options.warmup_ratio * total), total)
 
     def step_loss(index: np.ndarray) -> StepLoss:
         batch = make_batch(train, targets, index, lengths, cfg.max_history,

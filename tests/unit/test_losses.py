@@ -88,3 +88,24 @@ def test_user_items_mask_the_users_other_rows_but_never_the_rows_targets():
     assert [sorted(r for r in row if r >= 0) for row in batch.seen.tolist()] == [[1, 2, 5], [3]]
     # A user with no rows in the groups masks nothing.
     assert (UserItems.of(groups).matrix(np.array([8]), np.array([[0]])) == -1).all()
+
+
+def test_co_consumed_contrastive_masks_repeated_items_instead_of_pushing_them_away():
+    same = torch.nn.functional.normalize(torch.ones(2, 3), dim=-1)
+    # Both rows' partner is item 7. Forward, each row's other column is its own positive item
+    # again: masked, one candidate left, loss 0. Backward, item 7 picks item 1 or 2 among two
+    # distinct items with equal vectors: ln(2). Mean of the two directions: ln(2) / 2.
+    assert losses.co_consumed_contrastive(same, same, torch.tensor([1, 2]), torch.tensor([7, 7]),
+                                          0.05).item() == pytest.approx(math.log(2) / 2)
+    # The same pair twice, reversed: each row's other column holds its own anchor item, masked
+    # in both directions, loss 0.
+    assert losses.co_consumed_contrastive(same, same, torch.tensor([1, 7]), torch.tensor([7, 1]),
+                                          0.05).item() == pytest.approx(0.0, abs=1e-6)
+    # Distinct items and identical vectors: every column a real negative, ln(2) both ways.
+    assert losses.co_consumed_contrastive(same, same, torch.tensor([1, 2]), torch.tensor([7, 8]),
+                                          0.05).item() == pytest.approx(math.log(2))
+    # Orthonormal pairs at temperature 1: -log(e / (e + 2)) for each of 3 rows, both ways.
+    eye = torch.eye(3)
+    assert losses.co_consumed_contrastive(eye, eye, torch.tensor([1, 2, 3]),
+                                          torch.tensor([4, 5, 6]), 1.0).item() == pytest.approx(
+        -math.log(math.e / (math.e + 2)))

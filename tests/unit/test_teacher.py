@@ -43,6 +43,7 @@ from models.data import (
 from models.evaluate_student import distillation_gain
 from models.safe_weights import save_model
 from models.scoring import item_vectors, text_from_tokens, user_vectors
+from models.text_tuning import TextTuning, co_consumed_pairs, tune_item_text
 from models.training import (
     ItemText,
     TrainOptions,
@@ -585,3 +586,40 @@ def test_auto_precision_is_bf16_only_where_the_cpu_multiplies_bf16(monkeypatch):
     assert not runtime.use_bf16("auto", cpu) and runtime.use_bf16("bf16", cpu)
     monkeypatch.setattr(runtime, "cpu_multiplies_bf16", lambda: True)
     assert runtime.use_bf16("auto", cpu) and not runtime.use_bf16("fp32", cpu)
+
+
+def test_co_consumed_pairs_join_each_target_to_the_items_just_before_it():
+    groups = Groups(user_ids=np.asarray([1, 2]), positive=np.asarray([4, 2]),
+                    negatives=np.full((2, 1), -1), history=np.asarray([[3, 1, -1], [2, 5, 6]]),
+                    target_ts=np.zeros(2, dtype=np.int64))
+    # Window 2: the padding and the target paired with itself are dropped, item 6 is too far back.
+    assert co_consumed_pairs(groups, 2).tolist() == [[4, 3], [4, 1], [2, 5]]
+
+
+def test_text_tuning_draws_co_consumed_items_together_and_tunes_only_the_top_layer(base_model):
+    catalogue, train, _ = planted_groups()
+    teacher, tokenizer = tiny_teacher(base_model, ITEM_IDS)
+    tokens = tokenize(tokenizer, catalogue.texts, teacher.cfg.max_item_tokens)
+    device, rows = torch.device("cpu"), np.arange(len(ITEM_IDS))
+    colour = np.asarray(ITEM_IDS) % 2
+
+    def same_minus_other_colour() -> float:
+        with torch.no_grad():
+            vecs = text_from_tokens(teacher, tokens, device)(rows)
+        sim = (vecs @ vecs.T).numpy()
+        same = colour[:, None] == colour[None, :]
+        off = ~np.eye(len(rows), dtype=bool)
+        return sim[same & off].mean() - sim[~same].mean()
+
+    before = same_minus_other_colour()
+    bottom = [p.detach().clone() for p in teacher.items.layers[0].parameters()]
+    top = [p.detach().clone() for p in teacher.items.layers[1].parameters()]
+    curve = tune_item_text(teacher.items, tokens, co_consumed_pairs(train, 3),
+                           TextTuning(steps=60, layers=1, lr=3e-3, batch_pairs=8), device,
+                           False).train_curve
+    # Users only ever consume one colour: tuning on what they consume together separates them.
+    assert same_minus_other_colour() > before + 0.1
+    assert curve[-1]["loss"] < curve[0]["loss"]
+    assert all(torch.equal(a, b) for a, b in zip(bottom, teacher.items.layers[0].parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(top, teacher.items.layers[1].parameters()))
+    assert not any(p.requires_grad for p in teacher.items.layers.parameters())
