@@ -120,10 +120,12 @@ class ItemTower(nn.Module):
             hidden = layer(hidden, attention_mask=attn)
         return hidden
 
-    def bottom(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Token states after the frozen layers (the part training caches per item)."""
+    def bottom(self, input_ids: torch.Tensor, mask: torch.Tensor, layers: int | None = None
+               ) -> torch.Tensor:
+        """Token states after the bottom `layers` BERT layers (default: the frozen ones, the
+        part training caches per item)."""
         hidden = self.embeddings(input_ids=input_ids)
-        return self._run(hidden, mask, self.layers[: self.num_frozen])
+        return self._run(hidden, mask, self.layers[: self.num_frozen if layers is None else layers])
 
     def top(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Trainable layers, then pooling, L2-normalised like sentence-transformers."""

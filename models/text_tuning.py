@@ -67,7 +67,7 @@ def states_below(items: ItemTower, tokens: Tokens, first_tuned: int, device: tor
         rows = np.arange(start, min(start + batch_size, n))
         ids, mask = token_batch(tokens, rows, device)
         with autocast(device, bf16):
-            hidden = items._run(items.embeddings(input_ids=ids), mask, items.layers[:first_tuned])
+            hidden = items.bottom(ids, mask, first_tuned)
         out[start:start + len(rows), : hidden.shape[1]] = hidden.to(out.dtype)
     return out
 
