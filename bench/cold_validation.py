@@ -2,7 +2,7 @@
 
     python bench/cold_validation.py --lake L --ds D [train_teacher flags]
         [--cold-items 1500] [--cold-seed 0,1,2] [--students 0.1,0.3,0.1+nocoldkl]
-        [--student-epochs 4]
+        [--student-epochs 4] [--neighbours 0:0,20:0.5]
 
 The validation split has almost no cold items of its own (on ml-latest-small 4 users have a
 validation interaction on an item without train interactions), so no cold-start setting could be
@@ -17,6 +17,10 @@ gives them an id embedding or learns from them. Then, with the test split never 
 - each student of `--students` is distilled from it with the served student's defaults but its
   id dropout (`0.3`), and with `+nocoldkl` (`0.1+nocoldkl`) no KL on the items without an id
   (DistillOptions.kl_on_cold);
+- each student also ranks with each `--neighbours` K:W in place of its own cold neighbours
+  (DistillOptions.cold_neighbours / cold_neighbour_weight: what an item without an id borrows
+  from its K textual neighbours' id embeddings, at weight W; `0:0` is text alone). They only
+  change how the trained student's item vectors are made, so the students are not retrained;
 - every model, and the TF-IDF baseline, ranks the validation split twice: the whole catalogue
   (NDCG@10, what the warm items decide) and, as the protocol's cold-only Recall@20, only the
   pseudo-cold items, for each user with a validation target among them.
@@ -100,6 +104,11 @@ def seeds(value: str) -> list[int]:
     return [int(v) for v in value.split(",")]
 
 
+def neighbour_grid(value: str) -> list[tuple[int, float]]:
+    """`50:0.5,0:0` -> [(50, 0.5), (0, 0.0)]"""
+    return [(int(k), float(w)) for k, w in (pair.split(":") for pair in value.split(",") if pair)]
+
+
 def pooled(draws: dict[int, dict[str, dict[str, dict]]]) -> dict[str, dict[str, dict]]:
     """{seed: {model: {metric: {user: value}}}} -> {model: {metric: {user: mean value}}}: each
     user's figure averaged over the draws in which they have one. The users stay the unit of the
@@ -151,14 +160,20 @@ def one_draw(args: argparse.Namespace, mine: argparse.Namespace, seed: int, cata
         rate, *flags = variant.split("+")
         options = replace(DistillOptions(), id_dropout=float(rate), epochs=mine.student_epochs,
                           kl_on_cold="nocoldkl" not in flags)
-        student = new_student(teacher, int(tokenizer.pad_token_id), known, options.dim)
+        student = new_student(teacher, int(tokenizer.pad_token_id), known, options)
         fit_student(student, tokens.ids, catalogue.item_ids, train, t_train, t_items,
                     teacher.cfg.temperature, task, options)
         student.eval()
-        s_items = student.item_vectors(tokens.ids, catalogue.item_ids)
-        s_users = student.user_vectors(s_items, task.history)
-        results[f"student {variant}"] = figures(
-            *vector_rankings(student, s_users, s_items, task, cold_rows), task, cold_rows)
+        served = student.cfg
+        for suffix, cfg in [("", served)] + [
+                (f" n{k}:{w:g}", replace(served, cold_neighbours=k, cold_neighbour_weight=w))
+                for k, w in mine.neighbours]:
+            student.cfg = cfg
+            s_items = student.item_vectors(tokens.ids, catalogue.item_ids)
+            s_users = student.user_vectors(s_items, task.history)
+            results[f"student {variant}{suffix}"] = figures(
+                *vector_rankings(student, s_users, s_items, task, cold_rows), task, cold_rows)
+        student.cfg = served
     return results
 
 
@@ -169,6 +184,8 @@ def main(argv: list[str] | None = None) -> None:
     own.add_argument("--cold-by", choices=["rare", "newest"], default="rare")
     own.add_argument("--students", default="0.1")
     own.add_argument("--student-epochs", type=float, default=DistillOptions.epochs)
+    own.add_argument("--neighbours", type=neighbour_grid, default=[(0, 0.0)],
+                     help="cold-neighbour settings K:W each student also ranks with (0:0)")
     mine, rest = own.parse_known_args(argv)
     args = parse_args(rest)
     if mine.cold_by == "newest" and len(mine.cold_seed) > 1:

@@ -72,6 +72,11 @@ class DistillOptions:
     # False (an ablation, bench/cold_validation.py): the KL leaves out the catalogue items without
     # an id (the cold ones), so the student ranks them from what its text path learned elsewhere.
     kl_on_cold: bool = True
+    # What an item without train interactions borrows from its textual neighbours' id embeddings
+    # (StudentItemTower.borrowed): chosen on pseudo-cold items carved from the training data
+    # (bench/cold_validation.py, docs/BENCHMARKS.md); 0 and 0.0 turn it off.
+    cold_neighbours: int = 50
+    cold_neighbour_weight: float = 0.5
     # Chosen on ml-latest-small's validation split with the default teacher: 1 gave NDCG@10 0.1380
     # against 0.1355 at 2, and held it from the second epoch on (docs/BENCHMARKS.md).
     distill_temperature: float = 1.0
@@ -195,14 +200,17 @@ def fit_student(student: Student, token_ids: np.ndarray, item_ids: np.ndarray, t
 NO_TEACHER_LRS = (5e-3, 2e-2)
 
 
-def new_student(teacher, pad_token_id: int, known: np.ndarray, dim: int,
+def new_student(teacher, pad_token_id: int, known: np.ndarray, options: DistillOptions,
                 log_popularity: torch.Tensor | None = None) -> Student:
     """A student ready to distil from `teacher`: id embeddings for the `known` raw item ids, the
-    teacher's wordpieces reduced to `dim` as its words, and each known item's log(1 + train
-    interactions) for the served popularity correction (zeros when not given)."""
+    teacher's wordpieces reduced to `options.dim` as its words, the options' cold neighbours, and
+    each known item's log(1 + train interactions) for the served popularity correction (zeros
+    when not given)."""
     cfg = StudentConfig(vocab_size=teacher.cfg.bert["vocab_size"], pad_token_id=pad_token_id,
-                        num_known_items=len(known), dim=dim,
-                        max_item_tokens=teacher.cfg.max_item_tokens)
+                        num_known_items=len(known), dim=options.dim,
+                        max_item_tokens=teacher.cfg.max_item_tokens,
+                        cold_neighbours=options.cold_neighbours,
+                        cold_neighbour_weight=options.cold_neighbour_weight)
     student = Student(cfg)
     student.items.known_item_ids.copy_(torch.as_tensor(known))
     if log_popularity is not None:
@@ -258,8 +266,7 @@ def distill(lake: str, ds: str, teacher_dir: Path, options: DistillOptions,
 
     def train_student(opts: DistillOptions, rows: Groups, users: torch.Tensor,
                       items: torch.Tensor, task: RankingTask | None) -> tuple[Student, FitResult]:
-        student = new_student(teacher, int(tokenizer.pad_token_id), known, opts.dim,
-                              log_popularity)
+        student = new_student(teacher, int(tokenizer.pad_token_id), known, opts, log_popularity)
         result = fit_student(student, teacher_tokens.ids, catalogue.item_ids, rows, users,
                              items, teacher.cfg.temperature, task, opts)
         return student, result
@@ -348,6 +355,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"next train items per row that count as labels ({d.future_items})")
     p.add_argument("--id-dropout", type=float, default=d.id_dropout,
                    help=f"share of id embeddings dropped per step, training the text path ({d.id_dropout})")
+    p.add_argument("--cold-neighbours", type=int, default=d.cold_neighbours,
+                   help="an item without train interactions borrows the id embeddings of this "
+                        f"many nearest known items by text; 0: text alone ({d.cold_neighbours})")
+    p.add_argument("--cold-neighbour-weight", type=float, default=d.cold_neighbour_weight,
+                   help="the weight of what it borrows, next to its own text "
+                        f"({d.cold_neighbour_weight})")
     p.add_argument("--distill-temperature", type=float, default=d.distill_temperature,
                    help=f"softmax temperature of the KL term ({d.distill_temperature})")
     p.add_argument("--patience", type=int, default=d.patience,
@@ -378,6 +391,8 @@ def main(argv: list[str] | None = None) -> Path:
                              batch_groups=args.batch_groups, lr=args.lr, kl_weight=args.kl_weight,
                              label_weight=args.label_weight, future_items=args.future_items,
                              id_dropout=args.id_dropout,
+                             cold_neighbours=args.cold_neighbours,
+                             cold_neighbour_weight=args.cold_neighbour_weight,
                              distill_temperature=args.distill_temperature,
                              patience=args.patience, seed=args.seed,
                              popularity_beta=args.popularity_beta, refit=args.refit)

@@ -1,6 +1,8 @@
 """The student: what nightly scoring runs inside Spark, small and fast by design.
 
 item vector = normalise(mean of word embeddings of the item text + id_embedding[item])
+              (an item without an id embedding, nobody's in training, borrows its nearest known
+               items' instead: StudentItemTower.borrowed)
 user vector = normalise(out(recency-weighted mean of the history item vectors))
 score       = user . item / temperature
 served      = score - popularity_beta x log(1 + train interactions of the item)   (models/debias.py)
@@ -25,6 +27,11 @@ from torch import nn
 from models.item_ids import known_id_rows
 from models.safe_weights import load_model
 
+# Softmax temperature over the cosines of a cold item's textual neighbours: at 0.05 the nearest
+# few dominate without the rest counting for nothing.
+NEIGHBOUR_TEMPERATURE = 0.05
+SIMILARITY_CELLS = 1 << 24  # 64 MiB of float32 cosines at a time, whatever the catalogue's size
+
 
 @dataclass(frozen=True)
 class StudentConfig:
@@ -38,6 +45,11 @@ class StudentConfig:
     # Strength of the scoring-time popularity correction (models/debias.py); 0 for configs saved
     # before it existed, so they rank as they always did.
     popularity_beta: float = 0.0
+    # An item without an id embedding (no train interactions) borrows `cold_neighbour_weight` x
+    # those of its `cold_neighbours` nearest known items by text (StudentItemTower.borrowed); 0
+    # for configs saved before it existed, so they rank as they always did.
+    cold_neighbours: int = 0
+    cold_neighbour_weight: float = 0.0
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -58,6 +70,36 @@ class StudentItemTower(nn.Module):
 
     def forward(self, token_ids: torch.Tensor, id_rows: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.words(token_ids) + self.id_embedding(id_rows), dim=-1)
+
+    @torch.no_grad()
+    def borrowed(self, text: torch.Tensor, id_rows: torch.Tensor, neighbours: int, weight: float
+                 ) -> torch.Tensor:
+        """What each row without an id embedding adds in its place [N, D], 0 for the others.
+
+        text [N, D]: the rows' text vectors (the word means); id_rows [N]. A row without an id
+        (id row 0: nobody interacted with the item in training) gets `weight` x the mean of the
+        id embeddings of its `neighbours` nearest rows with one, by cosine of the text vectors,
+        each weighted by softmax(cosine / NEIGHBOUR_TEMPERATURE). The id embeddings hold what
+        interactions taught about an item beyond its text, which its text alone cannot give a
+        cold item; its textual neighbours' are the best guess of it. A row without text (a zero
+        vector) borrows nothing. Chosen inside the training data (bench/cold_validation.py).
+        """
+        out = torch.zeros_like(text)
+        unit = F.normalize(text, dim=-1)
+        has_text = text.norm(dim=-1) > 0
+        cold = torch.nonzero((id_rows == 0) & has_text).squeeze(1)
+        known = torch.nonzero(id_rows > 0).squeeze(1)
+        neighbours = min(neighbours, len(known))
+        if not (neighbours and weight and len(cold)):
+            return out
+        known_ids = self.id_embedding(id_rows[known])
+        chunk = max(1, SIMILARITY_CELLS // len(known))  # cold rows per [rows, known] product
+        for start in range(0, len(cold), chunk):
+            rows = cold[start : start + chunk]
+            similarity, nearest = (unit[rows] @ unit[known].T).topk(neighbours, dim=1)
+            share = (similarity / NEIGHBOUR_TEMPERATURE).softmax(dim=1)
+            out[rows] = weight * (share.unsqueeze(-1) * known_ids[nearest]).sum(1)
+        return out
 
 
 class StudentUserTower(nn.Module):
@@ -144,12 +186,20 @@ class Student(nn.Module):
     @torch.no_grad()
     def item_vectors(self, token_ids: np.ndarray, item_ids: np.ndarray,
                      batch_size: int = 65536) -> torch.Tensor:
-        out = []
+        """The served vectors of a catalogue [N, D]: each item's text and id embedding, an item
+        without an id borrowing its textual neighbours' among these rows (so pass the whole
+        catalogue, as scoring and evaluation do)."""
+        if not len(item_ids):
+            return torch.empty(0, self.cfg.dim)
+        items = self.items
+        text, id_rows = [], []
         for start in range(0, len(item_ids), batch_size):
-            ids = torch.as_tensor(item_ids[start:start + batch_size])
-            out.append(self.items(torch.as_tensor(token_ids[start:start + batch_size]),
-                                  self.items.id_rows(ids)))
-        return torch.cat(out) if out else torch.empty(0, self.cfg.dim)
+            text.append(items.words(torch.as_tensor(token_ids[start:start + batch_size])))
+            id_rows.append(items.id_rows(torch.as_tensor(item_ids[start:start + batch_size])))
+        text, id_rows = torch.cat(text), torch.cat(id_rows)
+        borrowed = items.borrowed(text, id_rows, self.cfg.cold_neighbours,
+                                  self.cfg.cold_neighbour_weight)
+        return F.normalize(text + items.id_embedding(id_rows) + borrowed, dim=-1)
 
     @torch.no_grad()
     def user_vectors(self, item_vecs: torch.Tensor, history_rows: np.ndarray,
