@@ -76,7 +76,7 @@ class DistillOptions:
     # (StudentItemTower.borrowed): chosen on pseudo-cold items carved from the training data
     # (bench/cold_validation.py, docs/BENCHMARKS.md); 0 and 0.0 turn it off.
     cold_neighbours: int = 50
-    cold_neighbour_weight: float = 0.5
+    cold_neighbour_weight: float = 0.25
     # Chosen on ml-latest-small's validation split with the default teacher: 1 gave NDCG@10 0.1380
     # against 0.1355 at 2, and held it from the second epoch on (docs/BENCHMARKS.md).
     distill_temperature: float = 1.0
