@@ -2,7 +2,7 @@
 
     python bench/cold_validation.py --lake L --ds D [train_teacher flags]
         [--cold-items 1500] [--cold-seed 0,1,2] [--students 0.1,0.3,0.1+nocoldkl]
-        [--student-epochs 4] [--neighbours 0:0,20:0.5]
+        [--student-epochs 4] [--neighbours 0:0,20:0.5] [--release-slack 0,1,2]
 
 The validation split has almost no cold items of its own (on ml-latest-small 4 users have a
 validation interaction on an item without train interactions), so no cold-start setting could be
@@ -21,6 +21,12 @@ gives them an id embedding or learns from them. Then, with the test split never 
   (DistillOptions.cold_neighbours / cold_neighbour_weight: what an item without an id borrows
   from its K textual neighbours' id embeddings, at weight W; `0:0` is text alone). They only
   change how the trained student's item vectors are made, so the students are not retrained;
+- with `--release-slack S,...`, the teacher, the served student and TF-IDF also rank as if
+  every item released more than S years after the user's validation cut-off (the year of their
+  last train interaction) did not exist yet for that user: the release year is the first
+  "(YYYY)" of the item text (MovieLens titles end with it; an item without one is never held
+  back). The protocol ranks the whole catalogue, also for a user whose train history ended in
+  1996; this measures how much of the cold-start gap is items that were not out yet;
 - every model, and the TF-IDF baseline, ranks the validation split twice: the whole catalogue
   (NDCG@10, what the warm items decide) and, as the protocol's cold-only Recall@20, only the
   pseudo-cold items, for each user with a validation target among them.
@@ -34,6 +40,7 @@ and paired difference counts every draw's users. JVM-free; the figures and paire
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import replace
 
@@ -85,17 +92,58 @@ def pseudo_cold(train: Groups, valid: Groups, n_items: int, count: int, seed: in
     return np.sort(np.random.default_rng(seed).choice(rare, min(count, len(rare)), replace=False))
 
 
+RELEASE_YEAR = re.compile(r"\((\d{4})\)")
+
+
+def release_years(texts: list[str]) -> np.ndarray:
+    """[N] float: the first "(YYYY)" of each item text (a MovieLens title's release year), NaN
+    for a text without one."""
+    found = (RELEASE_YEAR.search(t) for t in texts)
+    return np.array([float(m.group(1)) if m else np.nan for m in found])
+
+
+def as_of_years(train: Groups, user_ids: np.ndarray) -> np.ndarray:
+    """[U] float: the UTC year of each user's last train target (their validation cut-off), NaN
+    for a user without one."""
+    last = np.full(len(user_ids), np.iinfo(np.int64).min)
+    at = np.searchsorted(user_ids, train.user_ids)
+    found = (at < len(user_ids)) & (user_ids[at.clip(max=len(user_ids) - 1)] == train.user_ids)
+    np.maximum.at(last, at[found], train.target_ts[found])
+    years = last.astype("datetime64[us]").astype("datetime64[Y]").astype(np.int64) + 1970
+    return np.where(last > np.iinfo(np.int64).min, years.astype(float), np.nan)
+
+
+def unreleased(years: np.ndarray, as_of: np.ndarray, slack: int) -> list[np.ndarray]:
+    """Per user: the catalogue rows released more than `slack` years after their as-of year
+    (none where either year is unknown)."""
+    return [np.flatnonzero(years > year + slack) for year in as_of]
+
+
+def released_task(task: RankingTask, held_back: list[np.ndarray]) -> RankingTask:
+    """`task` with each user's `held_back` rows excluded as well as their train items."""
+    exclude = [np.union1d(e, h) for e, h in zip(task.exclude, held_back)]
+    return RankingTask(task.user_ids, task.history, exclude, task.relevant)
+
+
+def cold_positions(cold_rows: np.ndarray, held_back: list[np.ndarray]) -> list[np.ndarray]:
+    """Per user: the positions in `cold_rows` of their `held_back` rows."""
+    return [np.flatnonzero(np.isin(cold_rows, h)) for h in held_back]
+
+
 def figures(ranked: dict, cold_ranked: dict, task: RankingTask, cold_rows: np.ndarray) -> dict:
     relevant = {int(u): r.tolist() for u, r in zip(task.user_ids, task.relevant)}
     return metrics.per_user_values(ranked, relevant, cold_rows.tolist(), cold_ranked)
 
 
 def vector_rankings(model, users: torch.Tensor, items: torch.Tensor, task: RankingTask,
-                    cold_rows: np.ndarray) -> tuple[dict, dict]:
-    """(user -> top 20 of the whole catalogue minus their seen rows, user -> top 20 cold rows)."""
+                    cold_rows: np.ndarray, cold_exclude: list[np.ndarray] | None = None
+                    ) -> tuple[dict, dict]:
+    """(user -> top 20 of the whole catalogue minus their seen rows, user -> top 20 cold rows,
+    never those at the user's `cold_exclude` positions of `cold_rows`)."""
     full = top_k(model, users, items, task.exclude, 20)
     none = [np.empty(0, dtype=np.int64)] * len(task.user_ids)
-    cold = cold_rows[top_k(model, users, items[torch.as_tensor(cold_rows)], none, 20)]
+    cold = cold_rows[top_k(model, users, items[torch.as_tensor(cold_rows)],
+                           none if cold_exclude is None else cold_exclude, 20)]
     return ({int(u): r.tolist() for u, r in zip(task.user_ids, full)},
             {int(u): r.tolist() for u, r in zip(task.user_ids, cold)})
 
@@ -131,6 +179,9 @@ def one_draw(args: argparse.Namespace, mine: argparse.Namespace, seed: int, cata
     """{model: per_user_values} for the pseudo-cold items of `seed`: TF-IDF, the teacher trained
     without them and each student of `--students` distilled from it."""
     n = len(catalogue.item_ids)
+    # Each validation user's clock, from their train rows before any item is hidden from them
+    # (validation_task ranks the same users, sorted).
+    as_of = as_of_years(train, np.unique(valid.user_ids))
     cold_rows = pseudo_cold(train, valid, n, mine.cold_items, seed, mine.cold_by)
     drop = np.zeros(n, dtype=bool)
     drop[cold_rows] = True
@@ -141,9 +192,19 @@ def one_draw(args: argparse.Namespace, mine: argparse.Namespace, seed: int, cata
           f"{len(task.user_ids)} validation users, {cold_users} of them with a pseudo-cold target",
           file=sys.stderr)
 
+    years = release_years(catalogue.texts)
+    rules = {}  # rule name -> (task holding back unreleased items, cold positions held back)
+    for slack in mine.release_slack:
+        held_back = unreleased(years, as_of, slack)
+        rules[f" released+{slack}"] = (released_task(task, held_back),
+                                       cold_positions(cold_rows, held_back))
+
     results = {}
     full, cold = tfidf_rankings(catalogue.texts, task, cold_rows)
     results["TF-IDF"] = figures(full, cold, task, cold_rows)
+    for rule, (held_task, held_cold) in rules.items():
+        full, cold = tfidf_rankings(catalogue.texts, held_task, cold_rows, cold_exclude=held_cold)
+        results[f"TF-IDF{rule}"] = figures(full, cold, task, cold_rows)
 
     teacher, tokenizer, _, _ = train_on(args, catalogue, train, task, device, bf16)
     teacher.eval()
@@ -153,6 +214,9 @@ def one_draw(args: argparse.Namespace, mine: argparse.Namespace, seed: int, cata
     t_valid = user_vectors(teacher, t_items, task.history, tokens.lengths, bf16)
     results["teacher"] = figures(*vector_rankings(teacher, t_valid, t_items, task, cold_rows),
                                  task, cold_rows)
+    for rule, (held_task, held_cold) in rules.items():
+        results[f"teacher{rule}"] = figures(*vector_rankings(
+            teacher, t_valid, t_items, held_task, cold_rows, held_cold), task, cold_rows)
     t_train = user_vectors(teacher, t_items, train.history, tokens.lengths, bf16)
 
     known = catalogue.item_ids[train.known_rows()]
@@ -173,6 +237,11 @@ def one_draw(args: argparse.Namespace, mine: argparse.Namespace, seed: int, cata
             s_users = student.user_vectors(s_items, task.history)
             results[f"student {variant}{suffix}"] = figures(
                 *vector_rankings(student, s_users, s_items, task, cold_rows), task, cold_rows)
+            if cfg is not served:
+                continue
+            for rule, (held_task, held_cold) in rules.items():
+                results[f"student {variant}{rule}"] = figures(*vector_rankings(
+                    student, s_users, s_items, held_task, cold_rows, held_cold), task, cold_rows)
         student.cfg = served
     return results
 
@@ -186,6 +255,9 @@ def main(argv: list[str] | None = None) -> None:
     own.add_argument("--student-epochs", type=float, default=DistillOptions.epochs)
     own.add_argument("--neighbours", type=neighbour_grid, default=[(0, 0.0)],
                      help="cold-neighbour settings K:W each student also ranks with (0:0)")
+    own.add_argument("--release-slack", type=seeds, default=[],
+                     help="also rank holding back items released more than S years after each "
+                          "user's cut-off, for each S")
     mine, rest = own.parse_known_args(argv)
     args = parse_args(rest)
     if mine.cold_by == "newest" and len(mine.cold_seed) > 1:

@@ -56,9 +56,11 @@ def top_rows(scores: np.ndarray, exclude: Sequence[np.ndarray], k: int) -> np.nd
 
 
 def tfidf_rankings(texts: Sequence[str], task: RankingTask, cold_rows: np.ndarray, k: int = 20,
-                   batch: int = 1024) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
+                   batch: int = 1024, cold_exclude: Sequence[np.ndarray] | None = None
+                   ) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
     """(user -> top-k catalogue rows of the whole catalogue minus their train items,
-    user -> top-k of the cold rows only)."""
+    user -> top-k of the cold rows only, never those at the user's `cold_exclude` positions of
+    `cold_rows`)."""
     items = tfidf_vectors(texts)
     users = mean_history_vectors(items, task.history[:, :TFIDF_HISTORY])
     cold_items = items[cold_rows]
@@ -70,8 +72,9 @@ def tfidf_rankings(texts: Sequence[str], task: RankingTask, cold_rows: np.ndarra
             full[int(user)] = rows.tolist()
         if len(cold_rows):
             cold_scores = (users[chunk] @ cold_items.T).toarray()
-            no_exclusion = [np.empty(0, dtype=np.int64)] * cold_scores.shape[0]
-            for user, rows in zip(task.user_ids[chunk], top_rows(cold_scores, no_exclusion, k)):
+            held = ([np.empty(0, dtype=np.int64)] * cold_scores.shape[0] if cold_exclude is None
+                    else cold_exclude[chunk])
+            for user, rows in zip(task.user_ids[chunk], top_rows(cold_scores, held, k)):
                 cold[int(user)] = cold_rows[rows].tolist()
     return full, cold
 

@@ -271,6 +271,12 @@ def train_popularity(lake: str, ds: str, catalogue: Catalogue) -> np.ndarray:
     return np.bincount(rows, minlength=len(catalogue.item_ids))
 
 
+def validation_popularity(popularity: np.ndarray, valid: Groups) -> np.ndarray:
+    """`popularity` [N] (every train interaction) less the validation targets: what was known
+    at the validation cut-off, each validation interaction being the positive of one group."""
+    return (popularity - np.bincount(valid.positive, minlength=len(popularity))).clip(min=0)
+
+
 def evaluation_task(lake: str, ds: str, catalogue: Catalogue, test: pa.Table) -> RankingTask:
     """Protocol task: rank for users with test interactions, from features.user_history."""
     hist = read_partition(lake, FEATURES_USER_HISTORY, ds, ["user_id", "history_item_ids"])

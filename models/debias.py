@@ -14,7 +14,9 @@ scoring, the first stage and the JVM-free evaluations all rank with the same cor
 (`Student.popularity_penalty`).
 
 The strength is one flag, `recs distill --popularity-beta`: a number, or `auto` (the default),
-the largest beta of BETAS whose validation NDCG@10 stays within KEEP of beta 0's (choose_beta).
+the largest beta of BETAS whose validation NDCG@10 stays within KEEP of beta 0's (choose_beta),
+the validation ranking corrected by the popularity known at its cut-off (train interactions less
+the validation targets: data.validation_popularity).
 The test split's curve over the same grid is only reported (jobs/evaluate.py), never used to
 choose.
 """
@@ -52,11 +54,15 @@ def beta_curve(student: Student, items: torch.Tensor, users: torch.Tensor, item_
     ranking of `task` with that correction.
 
     items [N, D]: the vectors of the catalogue rows, whose ids are `item_ids`; users [U, D]: the
-    task's; popularity [N]: train interactions of every catalogue row (what the tail is cut from).
+    task's; popularity [N]: the interactions of every catalogue row known at the task's cut-off,
+    which the correction subtracts log(1 + .) of and the tail is cut from. At test time that is
+    every train interaction, what the served student's log_popularity holds; on the validation
+    split, those before it (data.validation_popularity), so that choosing beta there does not
+    read the validation targets.
     """
     relevant = {int(u): r.tolist() for u, r in zip(task.user_ids, task.relevant)}
     counts = dict(enumerate(popularity.tolist()))
-    log_popularity = student.popularity_penalty(torch.as_tensor(item_ids), beta=1.0)
+    log_popularity = torch.log1p(torch.as_tensor(popularity, dtype=torch.float32))
     curve = {}
     for beta in betas:
         top = top_k(student, users, items, task.exclude, 20, penalty=beta * log_popularity)

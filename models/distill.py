@@ -38,6 +38,7 @@ from models.data import (
     tokenize,
     train_item_ids,
     train_popularity,
+    validation_popularity,
     validation_task,
 )
 from models.runtime import resolve_device
@@ -300,7 +301,8 @@ def distill(lake: str, ds: str, teacher_dir: Path, options: DistillOptions,
 
     student, result = validated(options)
     beta, choice = popularity_beta(student, teacher_tokens.ids, catalogue.item_ids, valid_task,
-                                   popularity, options.popularity_beta)
+                                   validation_popularity(popularity, valid),
+                                   options.popularity_beta)
     student.cfg = replace(student.cfg, popularity_beta=beta)
     student, refit_summary = refitted(options, result, student)
     out = save(student, result, "student", options, {**choice, **refit_summary})

@@ -5,8 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.cold_validation import pooled, pseudo_cold, without_items
-from models.data import Groups
+from bench.cold_validation import (
+    as_of_years,
+    cold_positions,
+    pooled,
+    pseudo_cold,
+    release_years,
+    released_task,
+    unreleased,
+    without_items,
+)
+from models.data import Groups, RankingTask
 
 GROUPS = Groups(
     user_ids=np.array([1, 1, 2, 2]),
@@ -51,3 +60,27 @@ def test_draws_pool_into_one_figure_per_user():
     # user 1 has a pseudo-cold target in both draws: their mean; users 2 and 3 in one each
     assert got["teacher"]["cold_only_recall@20"] == {1: 0.25, 2: 0.0, 3: 1.0}
     assert got["student"]["cold_only_recall@20"] == {1: 0.75, 2: 0.5, 3: 1.0}
+
+
+def test_items_released_after_a_users_cut_off_are_held_back_for_that_user_only():
+    years = release_years(["Toy Story (1995) Animation", "Heat (1995) (a.k.a. x) tag (2001)",
+                           "Coco (2017) Animation", "No year here", "Up (2009)"])
+    assert years[:3].tolist() == [1995.0, 1995.0, 2017.0] and np.isnan(years[3])
+    micro = 1_000_000
+    groups = Groups(
+        user_ids=np.array([7, 7, 9, 11]), positive=np.array([0, 1, 1, 2]),
+        negatives=np.full((4, 1), -1), history=np.full((4, 1), -1),
+        # user 7: 1996-01-01 then 2000-03-01; user 9: 2010-06-01; user 11: not a validation user
+        target_ts=np.array([820454400, 951868800, 1275350400, 1500000000]) * micro)
+    as_of = as_of_years(groups, np.array([5, 7, 9]))  # user 5 has no train rows
+    assert np.isnan(as_of[0]) and as_of[1:].tolist() == [2000.0, 2010.0]
+    held = unreleased(years, as_of, slack=0)
+    # a user without a clock and an item without a year are never held back
+    assert [h.tolist() for h in held] == [[], [2, 4], [2]]
+    assert [h.tolist() for h in unreleased(years, as_of, slack=9)] == [[], [2], []]
+    task = RankingTask(np.array([5, 7, 9]), np.full((3, 1), -1),
+                       [np.array([0]), np.array([0, 1]), np.array([], dtype=np.int64)],
+                       [np.array([1])] * 3)
+    assert [e.tolist() for e in released_task(task, held).exclude] == [[0], [0, 1, 2, 4], [2]]
+    cold_rows = np.array([2, 3])
+    assert [p.tolist() for p in cold_positions(cold_rows, held)] == [[], [0], [0]]

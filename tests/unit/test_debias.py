@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from jobs import evaluate
 from jobs.score import build_state
 from models import debias
-from models.data import RankingTask
+from models.data import Groups, RankingTask, validation_popularity
 from models.distill import popularity_beta, popularity_beta_arg
 from models.safe_weights import CONFIG, WEIGHTS, save_model
 from models.scoring import top_k
@@ -69,6 +69,25 @@ def test_a_positive_beta_moves_tail_items_above_a_head_item_that_outranks_them()
     # log(101) = 4.6 to it: every cold row passes the three head rows, which keep their order.
     assert top_k(student, USERS, ITEMS, TASK.exclude, 12,
                  penalty=log_popularity).tolist() == [[*range(3, 12), 0, 1, 2]]
+
+
+def test_the_curve_subtracts_the_popularity_it_is_given_not_the_served_one():
+    # On the validation split the head's 100 interactions each may all lie after its cut-off:
+    # then nothing was known of them there, the correction takes nothing off, and the ranking at
+    # beta 1 is the plain one although the student's own log_popularity (train + validation)
+    # would have sunk the head.
+    unknown_then = np.zeros(12, dtype=np.int64)
+    curve = debias.beta_curve(literal_student(), ITEMS, USERS, ITEM_IDS, TASK, unknown_then,
+                              betas=(0.0, 1.0))
+    assert curve[1.0]["ndcg@10"] == curve[0.0]["ndcg@10"] == 1.0
+
+
+def test_validation_popularity_leaves_out_the_validation_targets():
+    valid = Groups(user_ids=np.array([1, 2, 2]), positive=np.array([0, 0, 3]),
+                   negatives=np.full((3, 1), -1), history=np.full((3, 1), -1),
+                   target_ts=np.array([5, 6, 7]))
+    # rows 0 and 3 owe 2 and 1 of their train interactions to validation targets
+    assert validation_popularity(np.array([5, 1, 0, 1]), valid).tolist() == [3, 1, 0, 0]
 
 
 def test_the_curve_gives_ndcg_and_tail_share_at_each_beta():
