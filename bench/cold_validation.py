@@ -1,7 +1,7 @@
 """How well are items nobody has interacted with ranked? Checked inside the training data.
 
     python bench/cold_validation.py --lake L --ds D [train_teacher flags]
-        [--cold-items 1500] [--cold-seed 0,1,2] [--students 0.1,0.3,0.1+nocoldkl]
+        [--cold-items 1500] [--cold-seed 0,1,2] [--students 0.1,0.3,0.1+nocoldkl,0.1+borrow]
         [--student-epochs 4] [--neighbours 0:0,20:0.5] [--release-slack 0,1,2]
 
 The validation split has almost no cold items of its own (on ml-latest-small 4 users have a
@@ -15,8 +15,9 @@ gives them an id embedding or learns from them. Then, with the test split never 
 - the teacher trains on what is left, early-stopping on the validation split as train_teacher
   does (no refit);
 - each student of `--students` is distilled from it with the served student's defaults but its
-  id dropout (`0.3`), and with `+nocoldkl` (`0.1+nocoldkl`) no KL on the items without an id
-  (DistillOptions.kl_on_cold);
+  id dropout (`0.3`), with `+nocoldkl` (`0.1+nocoldkl`) no KL on the items without an id
+  (DistillOptions.kl_on_cold), with `+borrow` the borrowing below in training too
+  (DistillOptions.borrow_in_training);
 - each student also ranks with each `--neighbours` K:W in place of its own cold neighbours
   (DistillOptions.cold_neighbours / cold_neighbour_weight: what an item without an id borrows
   from its K textual neighbours' id embeddings, at weight W; `0:0` is text alone). They only
@@ -223,7 +224,8 @@ def one_draw(args: argparse.Namespace, mine: argparse.Namespace, seed: int, cata
     for variant in mine.students.split(","):
         rate, *flags = variant.split("+")
         options = replace(DistillOptions(), id_dropout=float(rate), epochs=mine.student_epochs,
-                          kl_on_cold="nocoldkl" not in flags)
+                          kl_on_cold="nocoldkl" not in flags,
+                          borrow_in_training="borrow" in flags)
         student = new_student(teacher, int(tokenizer.pad_token_id), known, options)
         fit_student(student, tokens.ids, catalogue.item_ids, train, t_train, t_items,
                     teacher.cfg.temperature, task, options)
@@ -263,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
     if mine.cold_by == "newest" and len(mine.cold_seed) > 1:
         raise SystemExit("--cold-by newest draws no seed: give one --cold-seed")
     for variant in mine.students.split(","):
-        unknown = set(variant.split("+")[1:]) - {"nocoldkl"}
+        unknown = set(variant.split("+")[1:]) - {"nocoldkl", "borrow"}
         if unknown:
             raise SystemExit(f"unknown student flags {sorted(unknown)} in {variant}")
     device = resolve_device(args.device)

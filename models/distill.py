@@ -78,6 +78,10 @@ class DistillOptions:
     # (bench/cold_validation.py, docs/BENCHMARKS.md); 0 and 0.0 turn it off.
     cold_neighbours: int = 50
     cold_neighbour_weight: float = 0.25
+    # True: in training too, every item without an id in a step (cold, or its id dropped) borrows
+    # from its textual neighbours that have one in that step, as served items do, so the text
+    # path learns beside what is borrowed (bench/cold_validation.py `+borrow`).
+    borrow_in_training: bool = False
     # Chosen on ml-latest-small's validation split with the default teacher: 1 gave NDCG@10 0.1380
     # against 0.1355 at 2, and held it from the second epoch on (docs/BENCHMARKS.md).
     distill_temperature: float = 1.0
@@ -143,7 +147,13 @@ def distill_loss(student: Student, token_ids: torch.Tensor, id_rows: torch.Tenso
     teacher_users [B, D] are the batch rows' user vectors, teacher_items [N, D] the whole
     catalogue's; `teacher_temperature` turns their dot products into the teacher's logits.
     """
-    vecs = student.items(token_ids, dropped_ids(id_rows, options.id_dropout))
+    ids = dropped_ids(id_rows, options.id_dropout)
+    if options.borrow_in_training:
+        vecs = student.items.with_borrowed(student.items.words(token_ids), ids,
+                                           student.cfg.cold_neighbours,
+                                           student.cfg.cold_neighbour_weight)
+    else:
+        vecs = student.items(token_ids, ids)
     users = student.users(*batch.histories(vecs))
     student_logits = losses.mask_seen(student.score(users, vecs), batch.history)
     labels = losses.future_softmax(student_logits, batch.targets)

@@ -71,6 +71,13 @@ class StudentItemTower(nn.Module):
     def forward(self, token_ids: torch.Tensor, id_rows: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.words(token_ids) + self.id_embedding(id_rows), dim=-1)
 
+    def with_borrowed(self, text: torch.Tensor, id_rows: torch.Tensor, neighbours: int,
+                      weight: float) -> torch.Tensor:
+        """[N, D] item vectors from the rows' text vectors and id rows, each row without an id
+        borrowing its textual neighbours' among these rows (`borrowed`)."""
+        borrowed = self.borrowed(text, id_rows, neighbours, weight)
+        return F.normalize(text + self.id_embedding(id_rows) + borrowed, dim=-1)
+
     @torch.no_grad()
     def borrowed(self, text: torch.Tensor, id_rows: torch.Tensor, neighbours: int, weight: float
                  ) -> torch.Tensor:
@@ -196,10 +203,8 @@ class Student(nn.Module):
         for start in range(0, len(item_ids), batch_size):
             text.append(items.words(torch.as_tensor(token_ids[start:start + batch_size])))
             id_rows.append(items.id_rows(torch.as_tensor(item_ids[start:start + batch_size])))
-        text, id_rows = torch.cat(text), torch.cat(id_rows)
-        borrowed = items.borrowed(text, id_rows, self.cfg.cold_neighbours,
-                                  self.cfg.cold_neighbour_weight)
-        return F.normalize(text + items.id_embedding(id_rows) + borrowed, dim=-1)
+        return items.with_borrowed(torch.cat(text), torch.cat(id_rows), self.cfg.cold_neighbours,
+                                   self.cfg.cold_neighbour_weight)
 
     @torch.no_grad()
     def user_vectors(self, item_vecs: torch.Tensor, history_rows: np.ndarray,

@@ -60,3 +60,13 @@ def test_no_neighbours_is_the_plain_item_tower():
     # More neighbours than known items asks for all of them.
     vecs = literal_student(neighbours=50, weight=0.5).item_vectors(TOKENS, ITEM_IDS)
     torch.testing.assert_close(vecs[3], unit(0.5 + 0.25 * 5.0, 0.5 + 0.25 * 3.0))
+
+
+def test_in_training_an_item_whose_id_is_dropped_borrows_from_the_others_never_its_own():
+    # DistillOptions.borrow_in_training: the step's id rows, item 10's dropped to row 0.
+    student = literal_student(neighbours=1, weight=0.5)
+    text = student.items.words(torch.as_tensor(TOKENS))
+    vecs = student.items.with_borrowed(text, torch.tensor([0, 2, 0, 0, 0]), 1, 0.5)
+    torch.testing.assert_close(vecs[0], unit(1.0 + 0.5 * 5.0, 0.0))  # 20's id, not its own
+    torch.testing.assert_close(vecs[1], unit(5.0, 1.0))
+    torch.testing.assert_close(vecs[2], unit(1.0 + 0.5 * 5.0, 0.0))
