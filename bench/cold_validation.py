@@ -122,8 +122,7 @@ def unreleased(years: np.ndarray, as_of: np.ndarray, slack: int) -> list[np.ndar
 
 def released_task(task: RankingTask, held_back: list[np.ndarray]) -> RankingTask:
     """`task` with each user's `held_back` rows excluded as well as their train items."""
-    exclude = [np.union1d(e, h) for e, h in zip(task.exclude, held_back)]
-    return RankingTask(task.user_ids, task.history, exclude, task.relevant)
+    return replace(task, exclude=[np.union1d(e, h) for e, h in zip(task.exclude, held_back)])
 
 
 def cold_positions(cold_rows: np.ndarray, held_back: list[np.ndarray]) -> list[np.ndarray]:

@@ -273,7 +273,8 @@ def train_popularity(lake: str, ds: str, catalogue: Catalogue) -> np.ndarray:
 
 def validation_popularity(popularity: np.ndarray, valid: Groups) -> np.ndarray:
     """`popularity` [N] (every train interaction) less the validation targets: what was known
-    at the validation cut-off, each validation interaction being the positive of one group."""
+    at the validation cut-off. Each validation interaction is the positive of one group, but for
+    one at its user's very first moment (no history, so no group), which stays counted."""
     return (popularity - np.bincount(valid.positive, minlength=len(popularity))).clip(min=0)
 
 
