@@ -3,6 +3,7 @@
     python bench/cold_validation.py --lake L --ds D [train_teacher flags]
         [--cold-items 1500] [--cold-seed 0,1,2] [--students 0.1,0.3,0.1+nocoldkl,0.1+borrow]
         [--student-epochs 4] [--neighbours 0:0,20:0.5] [--release-slack 0,1,2]
+        [--save run.json] [--against other.json]
 
 The validation split has almost no cold items of its own (on ml-latest-small 4 users have a
 validation interaction on an item without train interactions), so no cold-start setting could be
@@ -36,11 +37,17 @@ One draw of about 1,500 items leaves about 110 users with a pseudo-cold target, 
 have disagreed by 0.06: `--cold-seed 0,1,2` repeats all of the above (a teacher and the students
 per draw) for each seed and averages each user's figures over the draws (`pooled`), so each mean
 and paired difference counts every draw's users. JVM-free; the figures and paired differences go to stdout.
+
+Two teachers (say frozen text and `--adapter-rank 32`) are two runs of this bench on the same
+lake and draws: `--save` writes a run's per-user figures as JSON, and `--against` that file in
+the other run pairs each model with its namesake there, user by user (the draws are seeded, so
+both runs rank the same users' same targets).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from dataclasses import replace
@@ -259,6 +266,9 @@ def main(argv: list[str] | None = None) -> None:
     own.add_argument("--release-slack", type=seeds, default=[],
                      help="also rank holding back items released more than S years after each "
                           "user's cut-off, for each S")
+    own.add_argument("--save", help="write the pooled per-user figures to this JSON file")
+    own.add_argument("--against", help="a --save file of another run: pair each model with its "
+                                       "namesake there (this run minus that one)")
     mine, rest = own.parse_known_args(argv)
     args = parse_args(rest)
     if mine.cold_by == "newest" and len(mine.cold_seed) > 1:
@@ -285,6 +295,23 @@ def main(argv: list[str] | None = None) -> None:
         for key in ("ndcg@10", "cold_only_recall@20"):
             d = metrics.paired_difference(got[key], base[key])
             print(f"{name} - student 0.1, {key}: {metrics.format_difference(d)}")
+    if mine.save:
+        with open(mine.save, "w") as f:
+            json.dump(results, f)
+    if mine.against:
+        with open(mine.against) as f:
+            other = load_figures(json.load(f))
+        for name in sorted(results.keys() & other.keys()):
+            for key in ("ndcg@10", "cold_only_recall@20"):
+                d = metrics.paired_difference(results[name][key], other[name][key])
+                print(f"{name} - {name} of {mine.against}, {key}: {metrics.format_difference(d)}")
+
+
+def load_figures(saved: dict) -> dict[str, dict[str, dict]]:
+    """A --save file's figures with their user ids as numbers again (JSON keys are strings)."""
+    return {name: {key: {int(user): v for user, v in per_user.items()}
+                   for key, per_user in got.items()}
+            for name, got in saved.items()}
 
 
 if __name__ == "__main__":

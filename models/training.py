@@ -139,7 +139,7 @@ class ItemText:
                     states = items.bottom(ids, mask)
                     if adapter_only:
                         self.cache[idx] = mean_pool(states, mask).float()
-                        self.reduced[idx, : states.shape[1]] = items.reduce(states)
+                        self.reduced[idx, : states.shape[1]] = items.reduce(states).float()
                     elif not items.trains_text:
                         self.cache[idx] = items.top(states, mask).float()
                     else:

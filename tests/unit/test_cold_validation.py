@@ -3,11 +3,14 @@ row may mention them, and nothing else may move."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from bench.cold_validation import (
     as_of_years,
     cold_positions,
+    load_figures,
     pooled,
     pseudo_cold,
     release_years,
@@ -60,6 +63,13 @@ def test_draws_pool_into_one_figure_per_user():
     # user 1 has a pseudo-cold target in both draws: their mean; users 2 and 3 in one each
     assert got["teacher"]["cold_only_recall@20"] == {1: 0.25, 2: 0.0, 3: 1.0}
     assert got["student"]["cold_only_recall@20"] == {1: 0.75, 2: 0.5, 3: 1.0}
+
+
+def test_a_saved_run_pairs_with_another_user_by_user():
+    saved = {"teacher": {"ndcg@10": {7: 0.25, 12: 1.0}}}
+    back = load_figures(json.loads(json.dumps(saved)))  # JSON turns the user ids into strings
+    assert back == saved
+    assert list(back["teacher"]["ndcg@10"]) == [7, 12]  # numbers again, so they pair
 
 
 def test_items_released_after_a_users_cut_off_are_held_back_for_that_user_only():

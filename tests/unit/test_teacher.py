@@ -360,6 +360,19 @@ def test_pooling_adapter_starts_as_mean_pooling_and_learns_on_cached_token_state
         assert torch.allclose(text(rows), text_from_tokens(adapted, tokens, device)(rows), atol=1e-5)
 
 
+def test_pooling_adapter_caches_under_bf16_as_under_fp32(base_model):
+    # bf16 is the CPU default where the CPU multiplies it; the adapter's cache must build there.
+    catalogue, _, _ = planted_groups()
+    adapted, tokenizer = tiny_teacher(base_model, ITEM_IDS, adapter_rank=4, adapter_heads=2)
+    tokens = tokenize(tokenizer, catalogue.texts, adapted.cfg.max_item_tokens)
+    device = torch.device("cpu")
+    full = ItemText(adapted, tokens, catalogue.item_ids, device, bf16=False)
+    half = ItemText(adapted, tokens, catalogue.item_ids, device, bf16=True)
+    assert half.reduced.dtype == torch.float32
+    assert torch.allclose(half.reduced, full.reduced, atol=0.05)
+    assert torch.allclose(half.cache, full.cache, atol=0.05)
+
+
 def test_id_dropout_sends_items_to_the_zero_text_only_row():
     torch.manual_seed(0)
     rows = torch.arange(1, 1001)
