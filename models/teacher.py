@@ -14,7 +14,8 @@ on their top `adapter_rank` principal directions, `adapter_heads` learned querie
 at zero, so training starts from exactly the sentence encoder's mean pooling; the adapter then
 learns which words of an item's text say most about who watches it. The projection is fixed
 (computed once from the catalogue's token states), so training caches each item's projected
-states (rank 32, not 384 numbers a token) and the adapter costs little per step.
+states (rank 32, not 384 numbers a token) and the adapter costs little per step. With
+`adapter_cold_only` only the items scored without an id embedding read the adapted text.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class TeacherConfig:
     trainable_layers: int = 0  # top BERT layers trained; == all layers also trains embeddings
     adapter_rank: int = 0  # principal directions of the token states the adapter reads; 0 = none
     adapter_heads: int = 4  # learned attention-pooling queries of the adapter
+    # The adapted text only for items scored without an id embedding (cold items, and those
+    # ID dropout hides in training); items with one keep the plain mean pooling.
+    adapter_cold_only: bool = False
     max_item_tokens: int = 32
     max_history: int = 50
     history_token_budget: int = 1024  # most recent items are kept while their tokens fit
@@ -88,6 +92,7 @@ class ItemTower(nn.Module):
         self.num_frozen = cfg.bert_layers - cfg.trainable_layers
         self.trains_embeddings = cfg.trainable_layers == cfg.bert_layers
         self.trains_text = cfg.trainable_layers > 0 or cfg.adapter_rank > 0
+        self.adapter_cold_only = cfg.adapter_cold_only and cfg.adapter_rank > 0
         rank = cfg.adapter_rank
         self.register_buffer("adapter_basis", torch.zeros(cfg.dim, rank))  # set by set_adapter_basis
         self.adapter_query = nn.Parameter(torch.zeros(cfg.adapter_heads if rank else 0, rank))
@@ -137,7 +142,8 @@ class ItemTower(nn.Module):
         return hidden.float() @ self.adapter_basis
 
     def pooled(self, mean: torch.Tensor, reduced: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """normalise(mean pooling + adapter(reduced token states)): the text vector."""
+        """normalise(mean pooling + adapter(reduced token states)): the text vector ([D]; with
+        adapter_cold_only [2D]: the plain and the adapted one side by side, for combine())."""
         mean = mean.float()
         if not self.adapter_query.numel():
             return F.normalize(mean, dim=-1)
@@ -145,7 +151,10 @@ class ItemTower(nn.Module):
         weights = logits.masked_fill(~mask.bool().unsqueeze(-1), float("-inf")).softmax(1)
         # An all-padding row (empty text) has no token to weigh: it adds nothing.
         heads = torch.einsum("bth,btr->bhr", weights.nan_to_num(0.0), reduced)
-        return F.normalize(mean + self.adapter_out(heads.flatten(1)), dim=-1)
+        adapted = F.normalize(mean + self.adapter_out(heads.flatten(1)), dim=-1)
+        if self.adapter_cold_only:  # both, [plain | adapted]: combine() picks by id row
+            return torch.cat([F.normalize(mean, dim=-1), adapted], dim=-1)
+        return adapted
 
     @torch.no_grad()
     def set_adapter_basis(self, token_states: torch.Tensor) -> None:
@@ -163,6 +172,9 @@ class ItemTower(nn.Module):
         return self.top(self.bottom(input_ids, mask), mask)
 
     def combine(self, text: torch.Tensor, id_rows: torch.Tensor) -> torch.Tensor:
+        if self.adapter_cold_only:
+            plain, adapted = text.chunk(2, dim=-1)
+            text = torch.where((id_rows == 0).unsqueeze(-1), adapted, plain)
         return F.normalize(self.proj(text) + self.id_embedding(id_rows), dim=-1)
 
     def forward(self, input_ids: torch.Tensor, mask: torch.Tensor, id_rows: torch.Tensor) -> torch.Tensor:

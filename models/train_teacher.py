@@ -42,7 +42,8 @@ from models.training import TrainOptions, fit, plot_curves, refit_epochs
 # seed alone moves it by 0.006) but ranked the pseudo-cold validation items worse (student
 # cold-only Recall@20 0.153 vs 0.163, bench/cold_validation.py; docs/BENCHMARKS.md).
 TEACHER_DEFAULTS = {
-    "bert_layers": None, "trainable_layers": 0, "adapter_rank": 0, "adapter_heads": 4, "max_item_tokens": 32, "max_history": 50,
+    "bert_layers": None, "trainable_layers": 0, "adapter_rank": 0, "adapter_heads": 4, "adapter_cold_only": False,
+    "max_item_tokens": 32, "max_history": 50,
     "history_token_budget": 1024, "user_layers": 1, "user_heads": 4, "dropout": 0.1,
     "temperature": 0.05,
 }
@@ -83,6 +84,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "0 (default, chosen on validation) = the sentence encoder's fixed mean pooling")
     m.add_argument("--adapter-heads", type=int, default=t["adapter_heads"],
                    help="learned queries of the text adapter's attention pooling")
+    m.add_argument("--adapter-cold-only", action=argparse.BooleanOptionalAction,
+                   default=t["adapter_cold_only"],
+                   help="the adapted text only for items scored without an id embedding (cold "
+                        "items, and ID-dropped ones in training); the others keep mean pooling")
     m.add_argument("--max-item-tokens", type=int, default=t["max_item_tokens"],
                    help="tokens kept per item text")
     m.add_argument("--max-history", type=int, default=t["max_history"],

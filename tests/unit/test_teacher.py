@@ -373,6 +373,31 @@ def test_pooling_adapter_caches_under_bf16_as_under_fp32(base_model):
     assert torch.allclose(half.cache, full.cache, atol=0.05)
 
 
+def test_cold_only_adapter_leaves_items_with_an_id_on_plain_mean_pooling(base_model):
+    catalogue, _, _ = planted_groups()
+    known = ITEM_IDS[:-2]  # the last two items are cold: no id embedding
+    plain, tokenizer = tiny_teacher(base_model, known)
+    adapted, _ = tiny_teacher(base_model, known, adapter_rank=4, adapter_heads=2,
+                              adapter_cold_only=True)
+    tokens = tokenize(tokenizer, catalogue.texts, plain.cfg.max_item_tokens)
+    device = torch.device("cpu")
+    rows = np.arange(len(ITEM_IDS))
+    text = ItemText(adapted, tokens, catalogue.item_ids, device, bf16=False)
+    with torch.no_grad():
+        torch.manual_seed(0)  # a trained adapter and id embeddings, the same in both teachers
+        adapted.items.adapter_query.normal_()
+        adapted.items.adapter_out.weight.normal_()
+        adapted.items.id_embedding.weight[1:].normal_()
+        plain.items.id_embedding.weight.copy_(adapted.items.id_embedding.weight)
+        id_rows = adapted.items.id_rows(torch.as_tensor(catalogue.item_ids))
+        got = adapted.items.combine(text(rows), id_rows)
+        want = plain.items.combine(text_from_tokens(plain, tokens, device)(rows), id_rows)
+    warm = id_rows > 0
+    assert warm.sum() == len(known)
+    assert torch.allclose(got[warm], want[warm], atol=1e-5)
+    assert not torch.allclose(got[~warm], want[~warm], atol=1e-2)  # cold rows read the adapter
+
+
 def test_id_dropout_sends_items_to_the_zero_text_only_row():
     torch.manual_seed(0)
     rows = torch.arange(1, 1001)
