@@ -69,6 +69,8 @@ class TeacherConfig:
             raise ValueError(f"hidden size {self.dim} is not divisible by user_heads")
         if not 0 <= self.adapter_rank <= self.dim or self.adapter_heads < 1:
             raise ValueError(f"adapter_rank must be in [0, {self.dim}] and adapter_heads >= 1")
+        if self.adapter_cold_only and not self.adapter_rank:
+            raise ValueError("adapter_cold_only needs an adapter (adapter_rank > 0)")
         if self.temperature <= 0:
             raise ValueError("temperature must be positive")
 
@@ -92,7 +94,7 @@ class ItemTower(nn.Module):
         self.num_frozen = cfg.bert_layers - cfg.trainable_layers
         self.trains_embeddings = cfg.trainable_layers == cfg.bert_layers
         self.trains_text = cfg.trainable_layers > 0 or cfg.adapter_rank > 0
-        self.adapter_cold_only = cfg.adapter_cold_only and cfg.adapter_rank > 0
+        self.adapter_cold_only = cfg.adapter_cold_only
         rank = cfg.adapter_rank
         self.register_buffer("adapter_basis", torch.zeros(cfg.dim, rank))  # set by set_adapter_basis
         self.adapter_query = nn.Parameter(torch.zeros(cfg.adapter_heads if rank else 0, rank))

@@ -396,6 +396,8 @@ def test_cold_only_adapter_leaves_items_with_an_id_on_plain_mean_pooling(base_mo
     assert warm.sum() == len(known)
     assert torch.allclose(got[warm], want[warm], atol=1e-5)
     assert not torch.allclose(got[~warm], want[~warm], atol=1e-2)  # cold rows read the adapter
+    with pytest.raises(ValueError, match="adapter_rank"):  # no adapter: a flag doing nothing
+        tiny_teacher(base_model, known, adapter_cold_only=True)
 
 
 def test_id_dropout_sends_items_to_the_zero_text_only_row():
