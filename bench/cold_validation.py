@@ -3,7 +3,7 @@
     python bench/cold_validation.py --lake L --ds D [train_teacher flags]
         [--cold-items 1500] [--cold-seed 0,1,2] [--students 0.1,0.3,0.1+nocoldkl,0.1+borrow]
         [--student-epochs 4] [--neighbours 0:0,20:0.5] [--release-slack 0,1,2]
-        [--save run.json] [--against other.json]
+        [--save run.json] [--against other.json] [--also earlier.json]
 
 The validation split has almost no cold items of its own (on ml-latest-small 4 users have a
 validation interaction on an item without train interactions), so no cold-start setting could be
@@ -42,6 +42,11 @@ Two teachers (say frozen text and `--adapter-rank 32`) are two runs of this benc
 lake and draws: `--save` writes a run's per-user figures as JSON, and `--against` that file in
 the other run pairs each model with its namesake there, user by user (the draws are seeded, so
 both runs rank the same users' same targets).
+
+More draws later: `--also` a --save file of an earlier run of the same teacher on other seeds
+pools it with this run's draws before anything is printed, saved or paired (each user's figure
+is then the mean of the two runs' figures), so `--cold-seed 3,4,5 --also 0-2.json` adds three
+draws to three without training the first three again.
 """
 
 from __future__ import annotations
@@ -269,6 +274,8 @@ def main(argv: list[str] | None = None) -> None:
     own.add_argument("--save", help="write the pooled per-user figures to this JSON file")
     own.add_argument("--against", help="a --save file of another run: pair each model with its "
                                        "namesake there (this run minus that one)")
+    own.add_argument("--also", help="a --save file of an earlier run of this teacher on other "
+                                    "--cold-seed draws, pooled with this run's")
     mine, rest = own.parse_known_args(argv)
     args = parse_args(rest)
     if mine.cold_by == "newest" and len(mine.cold_seed) > 1:
@@ -283,6 +290,9 @@ def main(argv: list[str] | None = None) -> None:
     train, valid = read_examples(args.lake, args.ds, catalogue)
     results = pooled({seed: one_draw(args, mine, seed, catalogue, train, valid, device, bf16)
                       for seed in mine.cold_seed})
+    if mine.also:
+        with open(mine.also) as f:
+            results = pooled({0: results, 1: load_figures(json.load(f))})
 
     for name, got in results.items():
         print(f"{name}: " + ", ".join(

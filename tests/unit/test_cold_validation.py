@@ -72,6 +72,13 @@ def test_a_saved_run_pairs_with_another_user_by_user():
     assert list(back["teacher"]["ndcg@10"]) == [7, 12]  # numbers again, so they pair
 
 
+def test_an_earlier_runs_saved_draws_pool_with_this_runs_by_user():
+    earlier = json.loads(json.dumps({"teacher": {"ndcg@10": {7: 0.25, 12: 1.0}}}))
+    now = {"teacher": {"ndcg@10": {7: 0.75, 30: 0.5}}}
+    got = pooled({0: now, 1: load_figures(earlier)})  # what --also does
+    assert got["teacher"]["ndcg@10"] == {7: 0.5, 30: 0.5, 12: 1.0}
+
+
 def test_items_released_after_a_users_cut_off_are_held_back_for_that_user_only():
     years = release_years(["Toy Story (1995) Animation", "Heat (1995) (a.k.a. x) tag (2001)",
                            "Coco (2017) Animation", "No year here", "Up (2009)"])
