@@ -37,8 +37,9 @@ from models.text_tuning import TextTuning, co_consumed_pairs, tune_item_text
 from models.training import TrainOptions, fit, plot_curves, refit_epochs
 
 # adapter_rank 0: the text adapter (--adapter-rank 32) ranks pseudo-cold items better and warm
-# ones worse on validation, and neither it nor --adapter-cold-only improved the served student
-# with an interval above zero (bench/cold_validation.py; docs/BENCHMARKS.md).
+# ones worse on validation; neither it nor --adapter-cold-only improved the served student
+# (six pseudo-cold draws, bench/cold_validation.py), and the cold-only variant's teacher lost
+# validation NDCG@10 in a full run and fell below its student (docs/BENCHMARKS.md).
 # dropout 0.1: dropout 0 trains 15% faster with the same validation NDCG@10 (0.1371 vs 0.1350; the
 # seed alone moves it by 0.006) but ranked the pseudo-cold validation items worse (student
 # cold-only Recall@20 0.153 vs 0.163, bench/cold_validation.py; docs/BENCHMARKS.md).
