@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
                       for seed in mine.cold_seed})
     if mine.also:
         with open(mine.also) as f:
-            results = pooled({0: results, 1: load_figures(json.load(f))})
+            results = with_earlier_run(results, json.load(f))
 
     for name, got in results.items():
         print(f"{name}: " + ", ".join(
@@ -315,6 +315,13 @@ def main(argv: list[str] | None = None) -> None:
             for key in ("ndcg@10", "cold_only_recall@20"):
                 d = metrics.paired_difference(results[name][key], other[name][key])
                 print(f"{name} - {name} of {mine.against}, {key}: {metrics.format_difference(d)}")
+
+
+def with_earlier_run(results: dict[str, dict[str, dict]], saved: dict
+                     ) -> dict[str, dict[str, dict]]:
+    """This run's per-user figures pooled with a --save file's, an earlier run of the same teacher
+    on other draws (--also): each user's figure is the mean of the two runs' figures."""
+    return pooled({0: results, 1: load_figures(saved)})
 
 
 def load_figures(saved: dict) -> dict[str, dict[str, dict]]:

@@ -16,6 +16,7 @@ from bench.cold_validation import (
     release_years,
     released_task,
     unreleased,
+    with_earlier_run,
     without_items,
 )
 from models.data import Groups, RankingTask
@@ -75,7 +76,7 @@ def test_a_saved_run_pairs_with_another_user_by_user():
 def test_an_earlier_runs_saved_draws_pool_with_this_runs_by_user():
     earlier = json.loads(json.dumps({"teacher": {"ndcg@10": {7: 0.25, 12: 1.0}}}))
     now = {"teacher": {"ndcg@10": {7: 0.75, 30: 0.5}}}
-    got = pooled({0: now, 1: load_figures(earlier)})  # what --also does
+    got = with_earlier_run(now, earlier)
     assert got["teacher"]["ndcg@10"] == {7: 0.5, 30: 0.5, 12: 1.0}
 
 
